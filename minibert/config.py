@@ -1,0 +1,116 @@
+"""One config describes every encoder in the course.
+
+BERT, ModernBERT and EuroBERT differ in a handful of switches (where the norm sits, which norm, which
+activation, how positions are encoded, which layers attend locally, biases, key/value heads), so they are
+presets of :class:`EncoderConfig`, never separate model classes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Literal
+
+
+@dataclass(frozen=True)
+class EncoderConfig:
+    vocab_size: int = 30522  # rows of the token embedding (and of the MLM decoder)
+    hidden_size: int = 768  # width of the residual stream, d_model
+    num_layers: int = 12  # encoder blocks
+    num_heads: int = 12  # query heads
+    num_kv_heads: int | None = None  # key/value heads; None = num_heads, fewer = grouped-query attention
+    intermediate_size: int = 3072  # hidden width of the feed-forward block (per branch for GLU variants)
+    max_position_embeddings: int = 512  # longest sequence the model takes
+    type_vocab_size: int = 2  # segment (token type) embeddings; 0 = none
+    position_embedding: Literal["learned", "rope"] = "learned"  # absolute table or rotary
+    rope_theta: float = 10000.0  # rotary base on global layers
+    local_rope_theta: float | None = None  # rotary base on local layers (None = rope_theta)
+    norm: Literal["layernorm", "rmsnorm"] = "layernorm"
+    norm_eps: float = 1e-12
+    norm_bias: bool = True  # LayerNorm with a bias term
+    norm_position: Literal["post", "pre"] = "post"  # post-LN (BERT) or pre-LN (ModernBERT, EuroBERT)
+    embedding_norm: bool = True  # norm right after the embedding sum
+    first_layer_attn_norm: bool = True  # pre-LN: ModernBERT has no norm before layer 0's attention
+    final_norm: bool = False  # norm after the last block (pre-LN models)
+    activation: Literal["gelu", "gelu_tanh", "silu", "geglu", "swiglu"] = "gelu"  # *glu = gated
+    attention_bias: bool = True  # biases in the q/k/v and output projections
+    mlp_bias: bool = True  # biases in the feed-forward projections
+    global_attn_every_n_layers: int = 1  # 1 = every layer global; 3 = layers 0, 3, 6, ... global
+    local_attention: int = 0  # total window of local layers (ModernBERT: 128 = 64 each side); 0 = none
+    pooler: bool = True  # tanh dense layer on [CLS] (BERT's pooled output)
+    nsp: bool = True  # next-sentence-prediction head in the pretraining model
+    head_norm: bool = True  # norm inside the MLM head's transform
+    head_bias: bool = True  # bias in the MLM head's transform dense layer
+    head_activation: Literal["gelu", "gelu_tanh", "silu"] | None = None  # None = same as activation (non-GLU)
+    tie_word_embeddings: bool = True  # MLM decoder shares the token embedding matrix
+    decoder_bias: bool = True  # bias on the MLM decoder
+    pad_token_id: int = 0
+    hidden_dropout: float = 0.1
+    attention_dropout: float = 0.1
+    initializer_range: float = 0.02
+
+    def __post_init__(self) -> None:
+        kv = self.kv_heads
+        if self.hidden_size % self.num_heads:
+            raise ValueError(f"hidden_size {self.hidden_size} is not divisible by num_heads {self.num_heads}")
+        if self.num_heads % kv:
+            raise ValueError(f"num_heads {self.num_heads} is not a multiple of num_kv_heads {kv}")
+        if self.global_attn_every_n_layers > 1 and self.local_attention <= 0:
+            raise ValueError("local layers need local_attention > 0 (the window size in tokens)")
+
+    @property
+    def head_dim(self) -> int:
+        return self.hidden_size // self.num_heads
+
+    @property
+    def kv_heads(self) -> int:
+        return self.num_kv_heads or self.num_heads
+
+    @property
+    def gated(self) -> bool:
+        return self.activation in ("geglu", "swiglu")
+
+    def is_global(self, layer: int) -> bool:
+        """Whether `layer` attends to the whole sequence (else a sliding window)."""
+        return self.global_attn_every_n_layers <= 1 or layer % self.global_attn_every_n_layers == 0
+
+    def replace(self, **changes) -> EncoderConfig:
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> EncoderConfig:
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ValueError(f"unknown EncoderConfig fields: {unknown}")
+        return cls(**d)
+
+
+def _bert(layers: int, hidden: int, heads: int, **kw) -> EncoderConfig:
+    return EncoderConfig(
+        num_layers=layers, hidden_size=hidden, num_heads=heads, intermediate_size=4 * hidden, **kw
+    )
+
+
+PRESETS: dict[str, EncoderConfig] = {
+    # Devlin et al. (2018), Table "BERT_BASE" and "BERT_LARGE"
+    "bert-base": _bert(12, 768, 12),
+    "bert-large": _bert(24, 1024, 16),
+    # The compact BERTs of Turc et al. (2019): sizes a laptop CPU trains in minutes
+    "bert-medium": _bert(8, 512, 8),
+    "bert-small": _bert(4, 512, 8),
+    "bert-mini": _bert(4, 256, 4),
+    "bert-tiny": _bert(2, 128, 2),
+    # all-MiniLM-L6-v2 (the real weights the course ships): 6 x 384 with 12 heads
+    "minilm-l6": EncoderConfig(num_layers=6, hidden_size=384, num_heads=12, intermediate_size=1536),
+}
+
+
+def preset(name: str, **overrides) -> EncoderConfig:
+    """A named preset, optionally with some fields changed (e.g. ``vocab_size`` of your own vocabulary)."""
+    if name not in PRESETS:
+        raise KeyError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
+    return PRESETS[name].replace(**overrides) if overrides else PRESETS[name]

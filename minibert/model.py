@@ -1,0 +1,216 @@
+"""The encoder and its heads: one model for BERT, ModernBERT and EuroBERT, shaped by :class:`EncoderConfig`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .attention import padding_mask
+from .config import EncoderConfig
+from .layers import ACTIVATIONS, EncoderBlock, Embeddings, make_norm
+
+
+@dataclass
+class EncoderOutput:
+    last_hidden_state: torch.Tensor  # (B, T, C)
+    pooler_output: torch.Tensor | None = None  # (B, C): tanh(W h_[CLS] + b), BERT only
+    hidden_states: tuple[torch.Tensor, ...] | None = None  # embeddings, then each block's output
+    attentions: tuple[torch.Tensor, ...] | None = None  # each block's probabilities, (B, H, T, T)
+
+
+@dataclass
+class PreTrainingOutput:
+    mlm_logits: torch.Tensor  # (B, T, V), or (N, V) at the N masked positions
+    nsp_logits: torch.Tensor | None  # (B, 2): is segment B the real continuation of A?
+    encoder: EncoderOutput
+
+
+def check_inputs(
+    config: EncoderConfig,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    token_type_ids: torch.Tensor | None,
+) -> None:
+    """Refuse inputs that would otherwise give a silent wrong answer or an obscure index error."""
+    if input_ids.dim() != 2:
+        raise ValueError(
+            f"input_ids must have shape (batch, seq_len), got {tuple(input_ids.shape)}; "
+            "for one sequence use input_ids[None]"
+        )
+    if input_ids.dtype not in (torch.int64, torch.int32):
+        raise TypeError(f"input_ids must be integer token ids (torch.long), got {input_ids.dtype}")
+    T = input_ids.size(1)
+    if config.position_embedding == "learned" and T > config.max_position_embeddings:
+        raise ValueError(
+            f"sequence of {T} tokens is longer than the model's {config.max_position_embeddings} positions; "
+            f"truncate it (e.g. tokenizer(..., truncation=True, max_length={config.max_position_embeddings}))"
+        )
+    if input_ids.numel():
+        lo, hi = int(input_ids.min()), int(input_ids.max())
+        if lo < 0 or hi >= config.vocab_size:
+            bad = lo if lo < 0 else hi
+            raise ValueError(
+                f"token id {bad} is outside the vocabulary (0..{config.vocab_size - 1}); were these ids made "
+                "with another tokenizer, or does the config's vocab_size not match the vocabulary?"
+            )
+    if attention_mask is not None and attention_mask.shape != input_ids.shape:
+        raise ValueError(
+            f"attention_mask has shape {tuple(attention_mask.shape)}, input_ids {tuple(input_ids.shape)}; "
+            "they must match"
+        )
+    if token_type_ids is not None:
+        if token_type_ids.shape != input_ids.shape:
+            raise ValueError(
+                f"token_type_ids has shape {tuple(token_type_ids.shape)}, input_ids {tuple(input_ids.shape)}"
+            )
+        if config.type_vocab_size == 0:
+            raise ValueError("this model has no segment embeddings; do not pass token_type_ids")
+        if token_type_ids.numel() and int(token_type_ids.max()) >= config.type_vocab_size:
+            raise ValueError(
+                f"token_type_ids go up to {int(token_type_ids.max())}, the model has "
+                f"{config.type_vocab_size} segments (0..{config.type_vocab_size - 1})"
+            )
+
+
+class Encoder(nn.Module):
+    """Embeddings, a stack of blocks, an optional final norm and (BERT) the pooler."""
+
+    def __init__(self, config: EncoderConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.embeddings = Embeddings(config)
+        self.layers = nn.ModuleList(EncoderBlock(config, i) for i in range(config.num_layers))
+        self.final_norm = make_norm(config) if config.final_norm else nn.Identity()
+        self.pooler = Pooler(config) if config.pooler else None
+        self.apply(lambda m: init_weights(m, config))
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,  # (B, T)
+        attention_mask: torch.Tensor | None = None,  # (B, T), 1 = token, 0 = padding
+        token_type_ids: torch.Tensor | None = None,  # (B, T), segment A = 0, B = 1
+        position_ids: torch.Tensor | None = None,  # (B, T) or (T,)
+        output_hidden_states: bool = False,
+        output_attentions: bool = False,
+    ) -> EncoderOutput:
+        check_inputs(self.config, input_ids, attention_mask, token_type_ids)
+        mask = padding_mask(attention_mask)  # (B, 1, 1, T) or None
+        x = self.embeddings(input_ids, token_type_ids, position_ids)  # (B, T, C)
+        hidden, attentions = [x], []
+        for block in self.layers:
+            x, probs = block(x, mask, position_ids, return_probs=output_attentions)
+            hidden.append(x)
+            attentions.append(probs)
+        x = self.final_norm(x)
+        return EncoderOutput(
+            last_hidden_state=x,
+            pooler_output=self.pooler(x) if self.pooler is not None else None,
+            hidden_states=tuple(hidden) if output_hidden_states else None,
+            attentions=tuple(attentions) if output_attentions else None,
+        )
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+
+class Pooler(nn.Module):
+    """BERT's pooled output: tanh(W h_[CLS] + b), trained by next-sentence prediction."""
+
+    def __init__(self, config: EncoderConfig) -> None:
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.dense(x[:, 0]))  # (B, C)
+
+
+class MLMHead(nn.Module):
+    """Transform (dense, activation, norm) then a decoder onto the vocabulary, tied to the token embeddings."""
+
+    def __init__(self, config: EncoderConfig) -> None:
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.hidden_size, bias=config.head_bias)
+        act = config.head_activation or ("gelu" if config.gated else config.activation)
+        self.act = ACTIVATIONS[act]
+        self.norm = make_norm(config) if config.head_norm else nn.Identity()
+        self.decoder = nn.Linear(config.hidden_size, config.vocab_size, bias=config.decoder_bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.decoder(self.norm(self.act(self.dense(x))))
+
+
+class EncoderForPreTraining(nn.Module):
+    """The encoder with its pretraining heads: masked-language modelling and (BERT) next-sentence prediction."""
+
+    def __init__(self, config: EncoderConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.encoder = Encoder(config)
+        self.mlm_head = MLMHead(config)
+        self.nsp_head = nn.Linear(config.hidden_size, 2) if config.nsp else None
+        for m in (self.mlm_head, self.nsp_head):
+            if m is not None:
+                m.apply(lambda mod: init_weights(mod, config))
+        if config.tie_word_embeddings:
+            self.mlm_head.decoder.weight = self.encoder.embeddings.tok_embeddings.weight
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        masked_positions: torch.Tensor | None = None,  # (B, T) bool: score the vocabulary only here
+        output_hidden_states: bool = False,
+        output_attentions: bool = False,
+    ) -> PreTrainingOutput:
+        out = self.encoder(
+            input_ids, attention_mask, token_type_ids, position_ids, output_hidden_states, output_attentions
+        )
+        h = out.last_hidden_state  # (B, T, C)
+        if masked_positions is not None:
+            h = h[masked_positions]  # (N, C): the decoder is most of the cost, so skip unmasked positions
+        nsp = None
+        if self.nsp_head is not None:
+            pooled = out.pooler_output if out.pooler_output is not None else out.last_hidden_state[:, 0]
+            nsp = self.nsp_head(pooled)
+        return PreTrainingOutput(mlm_logits=self.mlm_head(h), nsp_logits=nsp, encoder=out)
+
+
+class EncoderForSequenceClassification(nn.Module):
+    """A linear classifier on the pooled output (BERT) or on the [CLS] vector (models without a pooler)."""
+
+    def __init__(self, config: EncoderConfig, num_labels: int = 2) -> None:
+        super().__init__()
+        self.config = config
+        self.encoder = Encoder(config)
+        self.dropout = nn.Dropout(config.hidden_dropout)
+        self.classifier = nn.Linear(config.hidden_size, num_labels)
+        init_weights(self.classifier, config)
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        out = self.encoder(input_ids, attention_mask, token_type_ids)
+        pooled = out.pooler_output if out.pooler_output is not None else out.last_hidden_state[:, 0]
+        return self.classifier(self.dropout(pooled))  # (B, num_labels)
+
+
+def init_weights(module: nn.Module, config: EncoderConfig) -> None:
+    """BERT's initialisation: N(0, 0.02) weights, zero biases, unit norms."""
+    if isinstance(module, (nn.Linear, nn.Embedding)):
+        nn.init.normal_(module.weight, std=config.initializer_range)
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            nn.init.zeros_(module.bias)
+        if isinstance(module, nn.Embedding) and module.padding_idx is not None:
+            with torch.no_grad():
+                module.weight[module.padding_idx].zero_()
+    elif hasattr(module, "weight") and isinstance(getattr(module, "weight"), nn.Parameter) and module.weight.dim() == 1:
+        nn.init.ones_(module.weight)
+        if getattr(module, "bias", None) is not None:
+            nn.init.zeros_(module.bias)
