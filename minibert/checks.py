@@ -105,7 +105,8 @@ def check(
         if verdict[0] == "wrong":
             return _say(
                 verbose,
-                f"❌ {name}: case {i + 1} of {len(cases)} is wrong ({verdict[1]})." + (f"\n   Hint: {hint}" if hint else ""),
+                f"❌ {name}: case {i + 1} of {len(cases)} is wrong ({verdict[1]})."
+                + (f"\n   Hint: {hint}" if hint else ""),
                 False,
             )
         worst = _worst([worst, verdict])

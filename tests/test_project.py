@@ -1,0 +1,96 @@
+"""The project's promises about itself: one dependency list, one test command, exercises in sync."""
+
+import re
+import tomllib
+from pathlib import Path
+
+import yaml
+from packaging.requirements import Requirement
+
+from minibert import exercises
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def pyproject() -> dict:
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())
+
+
+def normalise(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def pyproject_requirements() -> dict[str, str]:
+    project = pyproject()["project"]
+    reqs = list(project["dependencies"])
+    for extra in project["optional-dependencies"].values():
+        reqs += [r for r in extra if not r.startswith("minibert")]
+    out = {}
+    for r in reqs:
+        req = Requirement(r)
+        out[normalise(req.name)] = str(req.specifier)
+    return out
+
+
+def environment_requirements() -> dict[str, str]:
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    assert env["name"] == "minibert"
+    out = {}
+    for dep in env["dependencies"]:
+        items = dep["pip"] if isinstance(dep, dict) else [dep]
+        for item in items:
+            if item.startswith("-e") or normalise(item.split(">")[0].split("=")[0].split("<")[0]) in ("python", "pip"):
+                continue
+            req = Requirement(item)
+            out[normalise(req.name)] = str(req.specifier)
+    return out
+
+
+def test_environment_yml_matches_pyproject():
+    assert environment_requirements() == pyproject_requirements()
+
+
+def test_python_version_agrees():
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    py = next(d for d in env["dependencies"] if isinstance(d, str) and d.startswith("python"))
+    assert py.removeprefix("python") == pyproject()["project"]["requires-python"]
+
+
+def readme_commands() -> list[str]:
+    blocks = re.findall(r"```bash\n(.*?)```", (ROOT / "README.md").read_text(), flags=re.S)
+    return [line.strip() for b in blocks for line in b.strip().splitlines()]
+
+
+def test_readme_has_setup_and_test_commands_and_ci_runs_the_test_command_verbatim():
+    commands = readme_commands()
+    assert len(commands) == 2, commands
+    setup, test = commands
+    assert "jupyter lab" in setup and "torch==2.13.0" in setup
+    assert "pytest" in test and test.startswith("pip install torch==2.13.0")
+    ci = [line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()]
+    assert test in ci
+    # torch is installed, pinned, before anything that depends on it
+    torch_line = next(i for i, line in enumerate(ci) if "torch==2.13.0" in line)
+    assert torch_line < ci.index(test)
+
+
+def test_readme_chapter_map_lists_every_notebook():
+    readme = (ROOT / "README.md").read_text()
+    for nb in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        assert f"(notebooks/{nb.name})" in readme, f"README's chapter map lacks {nb.name}"
+
+
+def test_every_solution_has_its_exercise_twin_and_they_are_current():
+    assert exercises.generate(ROOT, check=True) == []
+    solutions = {p.name for p in (ROOT / "solutions").glob("*.ipynb")}
+    assert solutions == {p.name for p in (ROOT / "exercises").glob("*.ipynb")}
+
+
+def test_notebooks_store_their_outputs():
+    import json
+
+    for folder in ("notebooks", "solutions"):
+        for nb in sorted((ROOT / folder).glob("*.ipynb")):
+            cells = json.loads(nb.read_text())["cells"]
+            code = [c for c in cells if c["cell_type"] == "code"]
+            assert any(c.get("outputs") for c in code), f"{folder}/{nb.name} has no stored outputs"
