@@ -57,7 +57,9 @@ def test_python_version_agrees():
 
 
 def readme_commands() -> list[str]:
-    blocks = re.findall(r"```bash\n(.*?)```", (ROOT / "README.md").read_text(), flags=re.S)
+    """The commands of the README's Start section."""
+    start = (ROOT / "README.md").read_text().split("## Start", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```bash\n(.*?)```", start, flags=re.S)
     return [line.strip() for b in blocks for line in b.strip().splitlines()]
 
 
