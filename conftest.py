@@ -1,4 +1,7 @@
-"""Test-suite setup: the smoke profile for every notebook kernel, one thread per worker, nbval's sanitizer."""
+"""Test setup: the smoke profile for every notebook kernel, one thread per worker, nbval's guard.
+
+It sits at the root so that it also applies to ``pytest notebooks/...``.
+"""
 
 import os
 
