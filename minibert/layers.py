@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .attention import MultiHeadAttention
+from .attention import AttentionMask, MultiHeadAttention
 from .config import EncoderConfig
 
 ACTIVATIONS = {
@@ -39,7 +39,8 @@ def make_norm(config: EncoderConfig) -> nn.Module:
 class MLP(nn.Module):
     """Position-wise feed-forward: Wo(act(Wi x)), or Wo(act(gate) * up) for the gated (GLU) variants.
 
-    For GLU variants Wi's output rows are [up | gate] (ModernBERT's layout), so one matmul computes both.
+    For GLU variants Wi's output rows are [gate | up], so one matmul computes both: the activation acts on the
+    first half, as in ModernBERT's checkpoints (a Llama-style checkpoint's gate_proj then up_proj, concatenated).
     """
 
     def __init__(self, config: EncoderConfig) -> None:
@@ -53,7 +54,7 @@ class MLP(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.Wi(x)
         if self.gated:
-            up, gate = h.chunk(2, dim=-1)
+            gate, up = h.chunk(2, dim=-1)  # (B, T, I) each
             h = self.act(gate) * up
         else:
             h = self.act(h)
@@ -114,7 +115,7 @@ class EncoderBlock(nn.Module):
     def forward(
         self,
         x: torch.Tensor,  # (B, T, C)
-        mask: torch.Tensor | None = None,
+        mask: AttentionMask | torch.Tensor | None = None,
         position_ids: torch.Tensor | None = None,
         return_probs: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
