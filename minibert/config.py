@@ -39,6 +39,7 @@ class EncoderConfig:
     local_attention: int = 0  # total window of local layers (ModernBERT: 128 = 64 each side); 0 = none
     pooler: bool = True  # tanh dense layer on [CLS] (BERT's pooled output)
     nsp: bool = True  # next-sentence-prediction head in the pretraining model
+    head_transform: bool = True  # MLM head: dense + activation + norm before the decoder; False = decoder only
     head_norm: bool = True  # norm inside the MLM head's transform
     head_bias: bool = True  # bias in the MLM head's transform dense layer
     head_activation: Literal["gelu", "gelu_tanh", "silu"] | None = None  # None = same as activation (non-GLU)
@@ -164,6 +165,58 @@ PRESETS.update(
         "modernbert-small": _modernbert(12, 384, 6, 576),
         "modernbert-mini": _modernbert(6, 256, 4, 384),
         "modernbert-tiny": _modernbert(3, 128, 2, 192),
+    }
+)
+
+
+def _eurobert(layers: int, hidden: int, heads: int, kv_heads: int, intermediate: int, **kw) -> EncoderConfig:
+    """EuroBERT (Boizard et al., 2025) as switches on the one encoder: a Llama-style stack, read bidirectionally."""
+    switches = dict(
+        vocab_size=128256,  # Llama 3's multilingual BPE vocabulary
+        num_kv_heads=kv_heads,  # grouped-query attention: fewer key/value heads than query heads
+        max_position_embeddings=8192,
+        type_vocab_size=0,  # no segments: no next-sentence prediction
+        position_embedding="rope",
+        rope_theta=250_000.0,  # long range for 8k-token contexts
+        norm="rmsnorm",  # no centring, no bias: cheaper, and as stable in pre-norm stacks
+        norm_eps=1e-5,
+        norm_bias=False,
+        norm_position="pre",
+        embedding_norm=False,  # layer 0's own attention norm normalises the embeddings
+        first_layer_attn_norm=True,
+        final_norm=True,
+        activation="swiglu",
+        attention_bias=False,
+        mlp_bias=False,
+        pooler=False,
+        nsp=False,
+        head_transform=False,  # the decoder reads the final norm directly
+        head_bias=False,
+        tie_word_embeddings=False,  # an output layer of its own
+        decoder_bias=False,
+        pad_token_id=128001,
+        hidden_dropout=0.0,
+        attention_dropout=0.0,
+    )
+    return EncoderConfig(
+        num_layers=layers,
+        hidden_size=hidden,
+        num_heads=heads,
+        intermediate_size=intermediate,
+        **{**switches, **kw},
+    )
+
+
+PRESETS.update(
+    {
+        # EuroBERT/EuroBERT-210m, -610m and -2.1B
+        "eurobert-210m": _eurobert(12, 768, 12, 12, 3072),
+        "eurobert-610m": _eurobert(26, 1152, 18, 6, 4096),
+        "eurobert-2.1b": _eurobert(32, 2304, 18, 6, 6144),
+        # CPU sizes with the 610m/2.1B head ratio (3 query heads per key/value head), for a vocabulary of your own
+        "eurobert-small": _eurobert(8, 384, 6, 2, 1024, vocab_size=8192, pad_token_id=0),
+        "eurobert-mini": _eurobert(4, 192, 6, 2, 512, vocab_size=8192, pad_token_id=0),
+        "eurobert-tiny": _eurobert(2, 96, 6, 2, 256, vocab_size=8192, pad_token_id=0),
     }
 )
 

@@ -77,7 +77,8 @@ def bert_config_to_hf(c: EncoderConfig) -> dict:
 _BERT_SWITCHES = dict(
     num_kv_heads=None, position_embedding="learned", norm="layernorm", norm_bias=True, norm_position="post",
     embedding_norm=True, final_norm=False, attention_bias=True, mlp_bias=True, global_attn_every_n_layers=1,
-    pooler=True, nsp=True, head_norm=True, head_bias=True, tie_word_embeddings=True, decoder_bias=True,
+    pooler=True, nsp=True, head_transform=True, head_norm=True, head_bias=True, tie_word_embeddings=True,
+    decoder_bias=True,
 )  # fmt: skip
 
 
@@ -268,6 +269,7 @@ def modernbert_config_from_hf(d: dict) -> EncoderConfig:
 _MODERNBERT_SWITCHES = dict(
     num_kv_heads=None, type_vocab_size=0, position_embedding="rope", norm="layernorm", norm_position="pre",
     embedding_norm=True, first_layer_attn_norm=False, final_norm=True, pooler=False, nsp=False, head_norm=True,
+    head_transform=True,
 )  # fmt: skip
 
 
@@ -363,6 +365,179 @@ def minibert_state_dict_to_modernbert(sd: dict[str, torch.Tensor], config: Encod
 
 
 # ---------------------------------------------------------------------------------------------------------------
+# EuroBERT: Llama's names (q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj), fused on the way in
+
+
+def eurobert_config_from_hf(d: dict) -> EncoderConfig:
+    if d.get("hidden_act", "silu") != "silu":
+        raise ValueError(f"unsupported hidden_act {d.get('hidden_act')!r} in a EuroBERT config (expected 'silu')")
+    heads = d["num_attention_heads"]
+    if d.get("head_dim") not in (None, d["hidden_size"] // heads):
+        raise ValueError(f"head_dim {d['head_dim']} != hidden_size / num_attention_heads: not supported")
+    rope = d.get("rope_parameters") or {"rope_theta": d.get("rope_theta", 250_000.0)}
+    if rope.get("rope_type", "default") != "default":
+        raise ValueError(f"rope scaling {rope['rope_type']!r} is not supported; only plain RoPE")
+    pad = d.get("pad_token_id")
+    return EncoderConfig(
+        vocab_size=d["vocab_size"],
+        hidden_size=d["hidden_size"],
+        num_layers=d["num_hidden_layers"],
+        num_heads=heads,
+        num_kv_heads=d.get("num_key_value_heads") or heads,
+        intermediate_size=d["intermediate_size"],
+        max_position_embeddings=d.get("max_position_embeddings", 8192),
+        type_vocab_size=0,
+        position_embedding="rope",
+        rope_theta=rope.get("rope_theta", 250_000.0),
+        norm="rmsnorm",
+        norm_eps=d.get("rms_norm_eps", 1e-5),
+        norm_bias=False,
+        norm_position="pre",
+        embedding_norm=False,
+        first_layer_attn_norm=True,
+        final_norm=True,
+        activation="swiglu",
+        attention_bias=d.get("attention_bias", False),
+        mlp_bias=d.get("mlp_bias", False),
+        pooler=False,
+        nsp=False,
+        head_transform=False,
+        head_bias=False,
+        tie_word_embeddings=d.get("tie_word_embeddings", False),
+        decoder_bias=d.get("mlp_bias", False),  # transformers gives lm_head the MLP's bias switch
+        pad_token_id=pad if pad is not None and pad < d["vocab_size"] else 0,
+        hidden_dropout=0.0,
+        attention_dropout=d.get("attention_dropout", 0.0),
+        initializer_range=d.get("initializer_range", 0.02),
+    )
+
+
+# the switches that make an EncoderConfig a EuroBERT (everything else is a size or read from the config)
+_EUROBERT_SWITCHES = dict(
+    type_vocab_size=0, position_embedding="rope", local_rope_theta=None, norm="rmsnorm", norm_position="pre",
+    embedding_norm=False, first_layer_attn_norm=True, final_norm=True, activation="swiglu",
+    global_attn_every_n_layers=1, pooler=False, nsp=False, head_transform=False,
+)  # fmt: skip
+
+
+def is_eurobert(c: EncoderConfig) -> bool:
+    return all(getattr(c, k) == v for k, v in _EUROBERT_SWITCHES.items()) and c.decoder_bias == c.mlp_bias
+
+
+def eurobert_config_to_hf(c: EncoderConfig) -> dict:
+    if not is_eurobert(c):
+        diff = {k: getattr(c, k) for k, v in _EUROBERT_SWITCHES.items() if getattr(c, k) != v}
+        raise ValueError(
+            f"this config is not a EuroBERT (it sets {diff}, decoder_bias={c.decoder_bias}, mlp_bias={c.mlp_bias}); "
+            "it cannot be saved as a EuroBertForMaskedLM"
+        )
+    return {
+        "architectures": ["EuroBertForMaskedLM"],
+        "model_type": "eurobert",
+        "vocab_size": c.vocab_size,
+        "hidden_size": c.hidden_size,
+        "num_hidden_layers": c.num_layers,
+        "num_attention_heads": c.num_heads,
+        "num_key_value_heads": c.kv_heads,
+        "head_dim": c.head_dim,
+        "intermediate_size": c.intermediate_size,
+        "hidden_act": "silu",
+        "max_position_embeddings": c.max_position_embeddings,
+        "rope_parameters": {"rope_type": "default", "rope_theta": c.rope_theta},
+        "rms_norm_eps": c.norm_eps,
+        "attention_bias": c.attention_bias,
+        "mlp_bias": c.mlp_bias,
+        "attention_dropout": c.attention_dropout,
+        "tie_word_embeddings": c.tie_word_embeddings,
+        "pad_token_id": c.pad_token_id,
+        "initializer_range": c.initializer_range,
+    }
+
+
+_EUROBERT_BODY = {"embed_tokens.": "embeddings.tok_embeddings.", "norm.": "final_norm."}  # theirs -> mine
+_EUROBERT_LAYER = {
+    "self_attn.o_proj.": "attn.Wo.",
+    "mlp.down_proj.": "mlp.Wo.",
+    "input_layernorm.": "attn_norm.",
+    "post_attention_layernorm.": "mlp_norm.",
+}
+_EUROBERT_FUSED = {  # minibert's fused matrix -> the transformers matrices it concatenates, in order
+    "attn.Wqkv.": ("self_attn.q_proj.", "self_attn.k_proj.", "self_attn.v_proj."),
+    "mlp.Wi.": ("mlp.gate_proj.", "mlp.up_proj."),  # SwiGLU: silu(gate) * up, gate first
+}
+
+
+def _renamed(key: str, table: dict[str, str]) -> str | None:
+    return next((new + key[len(old) :] for old, new in table.items() if key.startswith(old)), None)
+
+
+def eurobert_state_dict_to_minibert(
+    sd: dict[str, torch.Tensor], config: EncoderConfig | None = None
+) -> tuple[dict[str, torch.Tensor], list[str]]:
+    """A EuroBertModel or EuroBertForMaskedLM state dict in minibert's names; also returns unknown keys."""
+    out: dict[str, torch.Tensor] = {}
+    parts: dict[str, dict[str, torch.Tensor]] = {}  # fused minibert name -> its transformers pieces
+    unknown: list[str] = []
+    for key, value in sd.items():
+        if key.endswith("inv_freq"):
+            continue  # rotary buffers, recomputed from the config
+        if key.startswith("lm_head."):
+            out["mlm_head.decoder." + key[len("lm_head.") :]] = value
+            continue
+        body = key[len("model.") :] if key.startswith("model.") else key
+        m = re.match(r"layers\.(\d+)\.(.*)$", body)
+        if m is None:
+            new = _renamed(body, _EUROBERT_BODY)
+            new = None if new is None else "encoder." + new
+        else:
+            prefix, rest = f"encoder.layers.{m[1]}.", m[2]
+            new = _renamed(rest, _EUROBERT_LAYER)
+            new = None if new is None else prefix + new
+            for mine, theirs in _EUROBERT_FUSED.items():
+                hit = next((t for t in theirs if rest.startswith(t)), None)
+                if hit:
+                    parts.setdefault(prefix + mine + rest[len(hit) :], {})[hit] = value
+                    new = ""
+        if new is None:
+            unknown.append(key)
+        elif new:
+            out[new] = value
+    for name, got in sorted(parts.items()):
+        order = next(theirs for mine, theirs in _EUROBERT_FUSED.items() if mine in name)
+        if set(got) != set(order):
+            unknown.append(f"{name} (the checkpoint has {sorted(got)}, needs {list(order)})")
+            continue
+        out[name] = torch.cat([got[t] for t in order])  # rows (q | k | v) or (gate | up)
+    return out, unknown
+
+
+def minibert_state_dict_to_eurobert(sd: dict[str, torch.Tensor], config: EncoderConfig) -> dict[str, torch.Tensor]:
+    """The inverse: a EuroBertForMaskedLM state dict (its lm_head is the minibert decoder)."""
+    out: dict[str, torch.Tensor] = {}
+    q, kv = config.num_heads * config.head_dim, config.kv_heads * config.head_dim
+    sizes = {"attn.Wqkv.": [q, kv, kv], "mlp.Wi.": [config.intermediate_size] * 2}
+    for key, value in sd.items():
+        if key.startswith("mlm_head.decoder."):
+            if not (key.endswith("weight") and config.tie_word_embeddings):
+                out["lm_head." + key[len("mlm_head.decoder.") :]] = value
+            continue
+        m = re.match(r"encoder\.layers\.(\d+)\.(.*)$", key)
+        rest = m[2] if m else key[len("encoder.") :]
+        prefix = f"model.layers.{m[1]}." if m else "model."
+        fused = next((f for f in _EUROBERT_FUSED if rest.startswith(f)), None)
+        if m and fused:
+            for theirs, t in zip(_EUROBERT_FUSED[fused], value.split(sizes[fused])):
+                out[prefix + theirs + rest[len(fused) :]] = t
+            continue
+        inverse = {v: k for k, v in (_EUROBERT_LAYER if m else _EUROBERT_BODY).items()}
+        new = _renamed(rest, inverse)
+        if new is None or not key.startswith("encoder."):
+            raise KeyError(f"no EuroBERT name for {key}")
+        out[prefix + new] = value
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------------------
 # Loading into a model, with a clear report when the checkpoint does not fit
 
 
@@ -444,6 +619,11 @@ def state_dict_from_hf(sd: dict[str, torch.Tensor], model_type: str = "bert", co
     return out
 
 
+def _format_of(config: EncoderConfig) -> str:
+    """The transformers format a config matches: "eurobert", "modernbert" or (otherwise) "bert"."""
+    return "eurobert" if is_eurobert(config) else "modernbert" if is_modernbert(config) else "bert"
+
+
 def from_pretrained(
     source: str | os.PathLike | dict[str, torch.Tensor],
     model_class: type[nn.Module] = EncoderForPreTraining,
@@ -461,7 +641,7 @@ def from_pretrained(
     if isinstance(source, dict):
         if config is None:
             raise ValueError("loading from a state dict needs the model's config=EncoderConfig(...)")
-        model_type = "modernbert" if is_modernbert(config) else "bert"
+        model_type = _format_of(config)
         sd = source
     else:
         folder = Path(source)
@@ -484,7 +664,7 @@ def save_pretrained(model: nn.Module, folder: str | os.PathLike, model_type: str
     """
     folder = Path(folder)
     config: EncoderConfig = model.config
-    model_type = model_type or ("modernbert" if is_modernbert(config) else "bert")
+    model_type = model_type or _format_of(config)
     if model_type not in FORMATS:
         raise ValueError(f"model_type {model_type!r} is not supported; minibert writes {sorted(FORMATS)}")
     sd = model.state_dict()
@@ -511,6 +691,12 @@ FORMATS: dict[str, dict] = {
         "config_to_hf": modernbert_config_to_hf,
         "to_minibert": modernbert_state_dict_to_minibert,
         "from_minibert": minibert_state_dict_to_modernbert,
+    },
+    "eurobert": {
+        "config_from_hf": eurobert_config_from_hf,
+        "config_to_hf": eurobert_config_to_hf,
+        "to_minibert": eurobert_state_dict_to_minibert,
+        "from_minibert": minibert_state_dict_to_eurobert,
     },
 }
 

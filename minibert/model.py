@@ -263,14 +263,20 @@ class Pooler(nn.Module):
 
 
 class MLMHead(nn.Module):
-    """Transform (dense, activation, norm) then a decoder onto the vocabulary, tied to the token embeddings."""
+    """Transform (dense, activation, norm) then a decoder onto the vocabulary, tied to the token embeddings.
+
+    EuroBERT (``head_transform=False``, ``tie_word_embeddings=False``) keeps only an untied decoder.
+    """
 
     def __init__(self, config: EncoderConfig) -> None:
         super().__init__()
-        self.dense = nn.Linear(config.hidden_size, config.hidden_size, bias=config.head_bias)
+        transform = config.head_transform  # BERT, ModernBERT; EuroBERT decodes the final norm's output directly
         act = config.head_activation or ("gelu" if config.gated else config.activation)
-        self.act = ACTIVATIONS[act]
-        self.norm = make_norm(config) if config.head_norm else nn.Identity()
+        self.dense = (
+            nn.Linear(config.hidden_size, config.hidden_size, bias=config.head_bias) if transform else nn.Identity()
+        )
+        self.act = ACTIVATIONS[act] if transform else (lambda x: x)
+        self.norm = make_norm(config) if transform and config.head_norm else nn.Identity()
         self.decoder = nn.Linear(config.hidden_size, config.vocab_size, bias=config.decoder_bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
