@@ -1,9 +1,9 @@
 """The project's promises about itself: one dependency list, one test command, exercises in sync."""
 
 import re
-import tomllib
 from pathlib import Path
 
+import tomllib
 import yaml
 from packaging.requirements import Requirement
 
