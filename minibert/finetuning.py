@@ -80,7 +80,7 @@ TOKEN_POOLINGS: dict[str, Callable[[torch.Tensor, torch.Tensor | None], torch.Te
     "weighted_mean": weighted_mean_pooling,
 }
 
-# strategy -> (layers it reads, counted like hidden_states: 0 = embeddings, -1 = last; how it pools them)
+# every strategy :func:`pool` knows, and what it computes
 POOLINGS: dict[str, str] = {
     "cls": "[CLS] vector of the last layer",
     "pooler": "BERT's pooled output, tanh(W h_[CLS] + b) (trained by next-sentence prediction)",
@@ -89,7 +89,7 @@ POOLINGS: dict[str, str] = {
     "weighted_mean": "position-weighted mean of the last layer (w_t proportional to t)",
     "mean_second_to_last": "mean of the second-to-last layer (bert-as-service's default)",
     "mean_first_last": "mean of the average of the first and last blocks' outputs",
-    "mean_last_four": "mean of the sum of the last four layers (the BERT paper's best feature-based recipe)",
+    "mean_last_four": "mean of the sum of the last four layers (a feature-based recipe of the BERT paper)",
 }
 
 
@@ -325,9 +325,9 @@ FREEZE_MODES = ("probe", "full")
 
 def set_trainable(model: SequenceClassifier, mode: str | int = "full", freeze_embeddings: bool = False) -> int:
     """What fine-tuning updates: 'probe' (the head only), 'full' (everything), or an int n (the head and the top n
-    blocks). ``freeze_embeddings`` keeps the embedding tables fixed in any mode: on a few hundred texts they barely
-    move, yet the token table is half of a small BERT's parameters (its gradient and optimizer step cost the most).
-    Returns the number of trainable parameters.
+    blocks). ``freeze_embeddings`` keeps the embedding tables fixed in any mode: on a few hundred texts they would
+    barely move, yet the token table is half of a small BERT's parameters, so freezing it halves the optimizer's work
+    and memory. Returns the number of trainable parameters.
     """
     if not (mode in FREEZE_MODES or (isinstance(mode, int) and not isinstance(mode, bool) and mode >= 0)):
         raise ValueError(f"mode must be one of {FREEZE_MODES} or a number of top blocks to train, got {mode!r}")
@@ -402,6 +402,8 @@ def _warmup_linear(total: int, warmup: float) -> Callable[[int], float]:
 @torch.no_grad()
 def predict(model: nn.Module, data: Encoded, batch_size: int = 64) -> torch.Tensor:
     """(N, num_labels) logits on the CPU, in the order of ``data``."""
+    if len(data) == 0:
+        raise ValueError("nothing to predict: the data holds no texts")
     was_training, device = model.training, next(model.parameters()).device
     model.eval()
     try:
@@ -727,6 +729,7 @@ def probe_fold(features, labels, train_idx, test_idx, C: float = 1.0, scale: boo
 
 __all__ = [
     "POOLINGS",
+    "TOKEN_POOLINGS",
     "CVResult",
     "Encoded",
     "FitResult",
@@ -750,6 +753,7 @@ __all__ = [
     "max_pooling",
     "mean_pooling",
     "mean_std",
+    "needs_hidden_states",
     "normalize",
     "pool",
     "predict",

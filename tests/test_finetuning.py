@@ -196,6 +196,18 @@ def test_bad_training_input_is_refused():
 # Folds and metrics
 
 
+def test_shuffled_batches_cover_every_item_once_with_little_padding():
+    lengths = torch.randint(1, 60, (203,), generator=torch.Generator().manual_seed(0))
+    batches = ft.shuffled_batches(lengths, 16, torch.Generator().manual_seed(1))
+    assert sorted(torch.cat(batches).tolist()) == list(range(203))
+    assert len(batches) == 13 and all(len(b) == 16 for b in batches if len(b) != 203 % 16)
+    padded = sum(len(b) * int(lengths[b].max()) for b in batches)
+    random = sum(len(b) * int(lengths[b].max()) for b in torch.randperm(203).split(16))
+    assert padded < 0.85 * random
+    again = ft.shuffled_batches(lengths, 16, torch.Generator().manual_seed(1))
+    assert all(torch.equal(a, b) for a, b in zip(batches, again))
+
+
 def test_kfold_partitions_and_stratifies():
     y = np.array([0] * 30 + [1] * 10)
     folds = ft.kfold(40, 5, labels=y, seed=3)
