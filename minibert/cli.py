@@ -147,7 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=32, help="global batch (all processes together)")
     p.add_argument("--micro-batch-size", type=int, help="per forward pass; smaller = gradient accumulation")
     p.add_argument("--seq-len", type=int, default=128)
-    p.add_argument("--lr", type=float, default=5e-3, help="peak learning rate (5e-3 suits bert-tiny)")
+    p.add_argument("--lr", type=float, default=1e-3, help="peak learning rate")
     p.add_argument("--warmup", type=float, default=0.06, help="fraction of the steps, or a number of steps")
     p.add_argument("--mask-prob", type=float, default=0.15)
     p.add_argument("--max-predictions", type=int, default=20, help="masked tokens per sequence at most")

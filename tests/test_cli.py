@@ -34,7 +34,7 @@ def test_pretrain_killed_then_resumed_matches_an_uninterrupted_run(tmp_path):
     out = tmp_path / "killed"
     env = os.environ | {"OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "minibert.cli", "pretrain", "--out", str(out), *TINY_RUN, *steps]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 240
     while not (out / "checkpoints" / "step-0000004").is_dir() and proc.poll() is None and time.time() < deadline:
         time.sleep(0.05)
