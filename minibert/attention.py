@@ -63,6 +63,15 @@ class AttentionMask:
     seq_ids: torch.Tensor | None = None
     cu_seqlens: list[int] | None = None
     _blocks: dict = field(default_factory=dict, repr=False)  # local layers' block masks, built once per forward
+    _angles: dict = field(default_factory=dict, repr=False)  # rotary cos/sin per base, built once per forward
+
+    def rotary(self, rotary: RotaryEmbedding, position_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``rotary(position_ids)`` in float32, shared by the layers with the same base and positions."""
+        key = (rotary.theta, rotary.inv_freq.numel(), rotary.inv_freq.device)
+        cached = self._angles.get(key)
+        if cached is None or cached[0] is not position_ids:
+            cached = self._angles[key] = (position_ids, rotary(position_ids, torch.float32))
+        return cached[1]
 
     def local_blocks(self, window: int, batch: int, seq_len: int, dtype: torch.dtype, device) -> torch.Tensor:
         """:func:`local_block_mask` as an additive float mask (0 or -inf), which SDPA takes without converting."""
@@ -180,6 +189,7 @@ class RotaryEmbedding(nn.Module):
 
     def __init__(self, head_dim: int, theta: float) -> None:
         super().__init__()
+        self.theta = theta
         inv_freq = 1.0 / (theta ** (torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim))
         self.register_buffer("inv_freq", inv_freq, persistent=False)
 
@@ -198,10 +208,10 @@ def rotate_half(x: torch.Tensor) -> torch.Tensor:
 
 
 def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """x * cos + rotate_half(x) * sin, computed on the two halves (fewer passes over x, same numbers)."""
+    """x * cos + rotate_half(x) * sin, computed on the two halves: fewer passes over x, the same rotation."""
     x1, x2 = x.chunk(2, dim=-1)
     c, s = cos[..., : x1.size(-1)], sin[..., : x1.size(-1)]
-    return torch.cat((x1 * c - x2 * s, x2 * c + x1 * s), dim=-1)
+    return torch.cat((torch.addcmul(x1 * c, x2, s, value=-1), torch.addcmul(x2 * c, x1, s)), dim=-1)
 
 
 class MultiHeadAttention(nn.Module):
@@ -215,6 +225,7 @@ class MultiHeadAttention(nn.Module):
         super().__init__()
         self.num_heads, self.kv_heads, self.head_dim = config.num_heads, config.kv_heads, config.head_dim
         self.q_size, self.kv_size = config.num_heads * config.head_dim, config.kv_heads * config.head_dim
+        self.sizes = (self.q_size, self.kv_size, self.kv_size)  # Wqkv's row blocks
         self.Wqkv = nn.Linear(config.hidden_size, self.q_size + 2 * self.kv_size, bias=config.attention_bias)
         self.Wo = nn.Linear(self.q_size, config.hidden_size, bias=config.attention_bias)
         self.dropout = config.attention_dropout
@@ -235,17 +246,25 @@ class MultiHeadAttention(nn.Module):
         B, T, _ = x.shape
         mask = AttentionMask.of(mask)
         H, KV = self.num_heads, self.kv_heads
-        qkv = self.Wqkv(x).view(B, T, H + 2 * KV, self.head_dim)  # (B, T, heads of q | k | v, D)
-        qk, v = qkv[:, :, : H + KV], qkv[:, :, H + KV :]
-        if self.rotary is not None:  # rotate the queries and keys together, in the (B, T, heads, D) layout
+        if self.rotary is None:
+            # three matmuls on row blocks of Wqkv rather than one: each result is contiguous, which SDPA's CPU
+            # kernel reads faster than the strided thirds of one fused output (the same numbers either way)
+            bias = self.Wqkv.bias.split(self.sizes) if self.Wqkv.bias is not None else (None, None, None)
+            q, k, v = (F.linear(x, w, b) for w, b in zip(self.Wqkv.weight.split(self.sizes), bias))
+            q = q.view(B, T, H, self.head_dim).transpose(1, 2)  # (B, H, T, D)
+            k = k.view(B, T, KV, self.head_dim).transpose(1, 2)  # (B, KV, T, D)
+            v = v.view(B, T, KV, self.head_dim).transpose(1, 2)  # (B, KV, T, D)
+        else:  # rotate the queries and keys together, in the (B, T, heads, D) layout
+            qkv = self.Wqkv(x).view(B, T, H + 2 * KV, self.head_dim)  # (B, T, heads of q | k | v, D)
+            qk, v = qkv[:, :, : H + KV], qkv[:, :, H + KV :]
             if position_ids is None:
                 position_ids = torch.arange(T, device=x.device)
-            cos, sin = self.rotary(position_ids, torch.float32)  # (B or 1, 1, T, D)
+            cos, sin = mask.rotary(self.rotary, position_ids)  # (B or 1, 1, T, D) float32
             # rotate in float32 (as ModernBERT does) and come back to the activations' dtype (bf16 under autocast)
             qk = apply_rotary(qk.float(), cos.transpose(1, 2), sin.transpose(1, 2)).to(qkv.dtype)  # (B, T, H+KV, D)
-        q = qk[:, :, :H].transpose(1, 2)  # (B, H, T, D)
-        k = qk[:, :, H:].transpose(1, 2)  # (B, KV, T, D)
-        v = v.transpose(1, 2)  # (B, KV, T, D)
+            q = qk[:, :, :H].transpose(1, 2)  # (B, H, T, D)
+            k = qk[:, :, H:].transpose(1, 2)  # (B, KV, T, D)
+            v = v.transpose(1, 2)  # (B, KV, T, D)
         dropout_p = self.dropout if self.training else 0.0
         local = self.window and T > self.window // 2 + 1  # shorter sequences fit inside the window
         probs = None
@@ -261,10 +280,12 @@ class MultiHeadAttention(nn.Module):
             blocks = mask.local_blocks(self.window, B, T, q.dtype, x.device)  # shared by the local layers
             y = local_attention(q, k, v, self.window, dropout_p=dropout_p, block_mask=blocks)  # (B, H, T, D)
         elif mask.cu_seqlens is not None:
-            q, k, v = q.contiguous(), k.contiguous(), v.contiguous()  # SDPA's CPU kernel is faster on these
+            if self.rotary is not None:  # the strided slices of the rotated projection: SDPA reads copies faster
+                q, k, v = q.contiguous(), k.contiguous(), v.contiguous()
             y = varlen_attention(q, k, v, mask.cu_seqlens, dropout_p)  # (1, H, N, D)
         else:
-            q, k, v = q.contiguous(), k.contiguous(), v.contiguous()
+            if self.rotary is not None:
+                q, k, v = q.contiguous(), k.contiguous(), v.contiguous()
             dense = combine_masks(mask.dense, sliding_window_mask(T, self.window, x.device) if local else None)
             y = F.scaled_dot_product_attention(
                 q, k, v, attn_mask=dense, dropout_p=dropout_p, enable_gqa=self.kv_heads != self.num_heads

@@ -223,6 +223,8 @@ class Encoder(nn.Module):
             attention_mask = None  # nothing is padded: take the mask-free kernels
         if document_ids is not None and position_ids is None:
             position_ids = positions_in_documents(document_ids)  # each document starts at position 0
+        elif position_ids is None and self.config.position_embedding == "rope":
+            position_ids = torch.arange(input_ids.size(1), device=input_ids.device)  # one tensor for all layers
         x = self.embeddings(input_ids, token_type_ids, position_ids)  # (B, T, C)
         unpad = self.config.unpad if unpad is None else unpad
         unpadded = None
