@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from parity_helpers import maxdiff, padded_batch, randomise
 from transformers import EuroBertConfig, EuroBertForMaskedLM, EuroBertModel
 
 from minibert import EncoderForPreTraining, hf, preset
@@ -31,28 +32,8 @@ def tiny_hf_config(**kw) -> EuroBertConfig:
     return EuroBertConfig(**{**base, **kw})
 
 
-def randomise(model: torch.nn.Module, seed: int) -> torch.nn.Module:
-    """Weights far from their initial values (norm gains too), so a wrong wiring shows."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.copy_(torch.randn(p.shape, generator=g) * (0.3 if p.dim() > 1 else 1.0) + (1.0 if p.dim() == 1 else 0))
-    return model.eval()
-
-
 def batch(vocab: int = 128, seed: int = 0):
-    g = torch.Generator().manual_seed(seed)
-    ids = torch.randint(4, vocab, (3, 40), generator=g)
-    mask = torch.ones_like(ids)
-    mask[1, 25:] = 0
-    mask[2, 6:] = 0
-    ids[mask == 0] = 0
-    return ids, mask
-
-
-def maxdiff(a, b, where=None) -> float:
-    d = (a - b).abs()
-    return (d[where] if where is not None else d).max().item()
+    return padded_batch((40, 25, 6), low=4, vocab=vocab, seed=seed)
 
 
 @pytest.fixture(scope="module")

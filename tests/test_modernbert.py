@@ -5,6 +5,7 @@ import json
 import pytest
 import torch
 import torch.nn.functional as F
+from parity_helpers import maxdiff, padded_batch, randomise
 from transformers import ModernBertConfig, ModernBertForMaskedLM, ModernBertModel
 
 from minibert import EncoderForPreTraining, hf, preset
@@ -36,28 +37,8 @@ def tiny_hf_config(**kw) -> ModernBertConfig:
     return ModernBertConfig(**{**base, **kw})
 
 
-def randomise(model: torch.nn.Module, seed: int) -> torch.nn.Module:
-    """Weights far from their initial values (norm gains and decoder bias too), so a wrong wiring shows."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.copy_(torch.randn(p.shape, generator=g) * (0.3 if p.dim() > 1 else 1.0) + (1.0 if p.dim() == 1 else 0))
-    return model.eval()
-
-
 def batch(vocab: int = 128, seed: int = 0):
-    g = torch.Generator().manual_seed(seed)
-    ids = torch.randint(3, vocab, (3, 50), generator=g)
-    mask = torch.ones_like(ids)
-    mask[1, 31:] = 0
-    mask[2, 7:] = 0
-    ids[mask == 0] = 0
-    return ids, mask
-
-
-def maxdiff(a, b, where=None) -> float:
-    d = (a - b).abs()
-    return (d[where] if where is not None else d).max().item()
+    return padded_batch((50, 31, 7), low=3, vocab=vocab, seed=seed)
 
 
 @pytest.fixture(scope="module")
