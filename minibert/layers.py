@@ -16,6 +16,11 @@ ACTIVATIONS = {
     "geglu": F.gelu,  # gated variants: activation on the gate branch
     "swiglu": F.silu,
 }
+IN_PLACE = {  # the same activations, overwriting their input (inference only)
+    "gelu": torch.ops.aten.gelu_,
+    "gelu_tanh": lambda x: torch.ops.aten.gelu_(x, approximate="tanh"),
+    "silu": lambda x: F.silu(x, inplace=True),
+}
 
 
 class RMSNorm(nn.Module):
@@ -50,8 +55,11 @@ class MLP(nn.Module):
         self.Wi = nn.Linear(config.hidden_size, width, bias=config.mlp_bias)
         self.Wo = nn.Linear(config.intermediate_size, config.hidden_size, bias=config.mlp_bias)
         self.act = ACTIVATIONS[config.activation]
+        self.act_ = IN_PLACE.get(config.activation)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: AttentionMask | torch.Tensor | None = None) -> torch.Tensor:
+        if isinstance(mask, AttentionMask) and self.act_ is not None and not self.gated and self._plain(x):
+            return self._inference(x, mask)
         h = self.Wi(x)
         if self.gated:
             gate, up = h.chunk(2, dim=-1)  # (B, T, I) each
@@ -59,6 +67,26 @@ class MLP(nn.Module):
         else:
             h = self.act(h)
         return self.Wo(h)
+
+    def _plain(self, x: torch.Tensor) -> bool:
+        """Inference without autocast: nothing keeps the activation for a backward pass."""
+        return (
+            not torch.is_grad_enabled()
+            and x.dtype == self.Wi.weight.dtype
+            and not torch.is_autocast_enabled(x.device.type)
+        )
+
+    def _inference(self, x: torch.Tensor, mask: AttentionMask) -> torch.Tensor:
+        """The same function, with the (B, T, I) activation computed into the forward pass's shared buffer."""
+        x2 = x.reshape(-1, x.size(-1))  # (B*T, C)
+        W, b = self.Wi.weight, self.Wi.bias
+        h = mask.scratch((x2.size(0), W.size(0)), x.dtype, x.device)  # (B*T, I)
+        if b is None:
+            torch.mm(x2, W.t(), out=h)
+        else:
+            torch.addmm(b, x2, W.t(), out=h)
+        self.act_(h)
+        return self.Wo(h).view(*x.shape[:-1], -1)  # (B, T, C)
 
 
 class Embeddings(nn.Module):
@@ -122,9 +150,9 @@ class EncoderBlock(nn.Module):
         if self.pre_norm:
             a, probs = self.attn(self.attn_norm(x), mask, position_ids, return_probs)
             x = x + self.dropout(a)
-            x = x + self.dropout(self.mlp(self.mlp_norm(x)))
+            x = x + self.dropout(self.mlp(self.mlp_norm(x), mask))
         else:
             a, probs = self.attn(x, mask, position_ids, return_probs)
             x = self.attn_norm(x + self.dropout(a))
-            x = self.mlp_norm(x + self.dropout(self.mlp(x)))
+            x = self.mlp_norm(x + self.dropout(self.mlp(x, mask)))
         return x, probs
