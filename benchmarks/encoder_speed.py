@@ -76,12 +76,13 @@ def main() -> None:
     if args.worker:
         return worker(args)
 
-    mine, *_ = build(args.preset, args.batch, 8, False)
-    print(f"{args.preset}: {mine.num_parameters() / 1e6:.1f}M parameters, batch {args.batch}, "
-          f"{args.threads} thread(s), torch {torch.__version__}, {args.rounds} x {args.repeats} runs each")  # fmt: skip
-    print(f"{'length':>6} {'transformers s':>15} {'minibert s':>11} {'ratio':>6} {'best-run ratio':>15}")
     for T in args.lengths:
         mine, ref, ids, mask = build(args.preset, args.batch, T, args.padded)
+        if T == args.lengths[0]:
+            print(f"{args.preset}: {mine.num_parameters() / 1e6:.1f}M parameters, batch {args.batch}, "
+                  f"{args.threads} thread(s), torch {torch.__version__}, "
+                  f"{args.rounds} x {args.repeats} runs each")  # fmt: skip
+            print(f"{'length':>6} {'transformers s':>15} {'minibert s':>11} {'ratio':>6} {'best-run ratio':>15}")
         with torch.inference_mode():
             a = ref(input_ids=ids, attention_mask=mask).last_hidden_state
             b = mine(ids, mask).last_hidden_state

@@ -16,7 +16,7 @@ ACTIVATIONS = {
     "geglu": F.gelu,  # gated variants: activation on the gate branch
     "swiglu": F.silu,
 }
-IN_PLACE = {  # the same activations, overwriting their input (inference only)
+IN_PLACE = {  # the non-gated activations, overwriting their input (inference only)
     "gelu": torch.ops.aten.gelu_,
     "gelu_tanh": lambda x: torch.ops.aten.gelu_(x, approximate="tanh"),
     "silu": lambda x: F.silu(x, inplace=True),
@@ -55,10 +55,10 @@ class MLP(nn.Module):
         self.Wi = nn.Linear(config.hidden_size, width, bias=config.mlp_bias)
         self.Wo = nn.Linear(config.intermediate_size, config.hidden_size, bias=config.mlp_bias)
         self.act = ACTIVATIONS[config.activation]
-        self.act_ = IN_PLACE.get(config.activation)
+        self.act_ = None if self.gated else IN_PLACE[config.activation]
 
     def forward(self, x: torch.Tensor, mask: AttentionMask | torch.Tensor | None = None) -> torch.Tensor:
-        if isinstance(mask, AttentionMask) and self.act_ is not None and not self.gated and self._plain(x):
+        if isinstance(mask, AttentionMask) and self.act_ is not None and self._plain(x):
             return self._inference(x, mask)
         h = self.Wi(x)
         if self.gated:
