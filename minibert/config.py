@@ -103,8 +103,155 @@ def pad_vocab_size(n: int, multiple: int = 64) -> int:
     return -(-n // multiple) * multiple
 
 
-def _bert(layers: int, hidden: int, heads: int, **kw) -> EncoderConfig:
-    return EncoderConfig(num_layers=layers, hidden_size=hidden, num_heads=heads, intermediate_size=4 * hidden, **kw)
+@dataclass(frozen=True)
+class Family:
+    """What makes an encoder a BERT, a ModernBERT or a EuroBERT, written once.
+
+    ``switches`` are the architecture: a config is of this family exactly when it has them (plus one of
+    ``activations`` and equal values for each pair in ``equal``). ``defaults`` are the published models' remaining
+    choices, which a checkpoint's own config may change (norm epsilon, biases, rotary bases, vocabulary, ...).
+    Presets, the conversion from transformers configs and the detection of a config's family all read this.
+    """
+
+    name: str  # transformers' model_type
+    title: str  # as the papers write it
+    switches: dict  # the fields that define the family
+    activations: tuple[str, ...]  # the feed-forward activations the family uses
+    defaults: dict = dataclasses.field(default_factory=dict)  # the published models' values of other fields
+    equal: tuple[tuple[str, str], ...] = ()  # pairs of fields the family keeps equal
+
+    def config(self, **fields) -> EncoderConfig:
+        """A config of this family: its switches and defaults, then ``fields`` (sizes, a checkpoint's values)."""
+        clash = {k: v for k, v in fields.items() if k in self.switches and v != self.switches[k]}
+        if clash:
+            raise ValueError(f"{clash} would not be a {self.title}: these fields define the family")
+        return EncoderConfig(**{**self.defaults, **self.switches, **fields})
+
+    def differences(self, config: EncoderConfig) -> dict:
+        """The fields of ``config`` that keep it from being of this family (empty when it is one)."""
+        diff = {k: getattr(config, k) for k, v in self.switches.items() if getattr(config, k) != v}
+        if config.activation not in self.activations:
+            diff["activation"] = config.activation
+        diff |= {f"{a} != {b}": (getattr(config, a), getattr(config, b))
+                 for a, b in self.equal if getattr(config, a) != getattr(config, b)}  # fmt: skip
+        return diff
+
+    def matches(self, config: EncoderConfig) -> bool:
+        return not self.differences(config)
+
+
+# Devlin et al. (2018): post-LN, learned absolute positions, GELU, biases everywhere, segments, pooler and NSP.
+BERT = Family(
+    "bert",
+    "BERT",
+    switches=dict(
+        num_kv_heads=None, position_embedding="learned", norm="layernorm", norm_bias=True, norm_position="post",
+        embedding_norm=True, final_norm=False, attention_bias=True, mlp_bias=True, global_attn_every_n_layers=1,
+        pooler=True, nsp=True, head_transform=True, head_norm=True, head_bias=True, tie_word_embeddings=True,
+        decoder_bias=True,
+    ),
+    activations=("gelu", "gelu_tanh"),
+)  # fmt: skip
+
+# ModernBERT (Warner et al., 2024): every difference from BERT is named here.
+MODERNBERT = Family(
+    "modernbert",
+    "ModernBERT",
+    switches=dict(
+        num_kv_heads=None,
+        type_vocab_size=0,  # no segments: no next-sentence prediction
+        position_embedding="rope",
+        norm="layernorm",
+        norm_position="pre",
+        embedding_norm=True,
+        first_layer_attn_norm=False,  # the embedding norm already normalises layer 0's input
+        final_norm=True,
+        pooler=False,
+        nsp=False,
+        head_transform=True,
+        head_norm=True,
+    ),
+    activations=("geglu", "swiglu"),
+    defaults=dict(
+        vocab_size=50368,  # its BPE vocabulary (50,280 tokens and unused slots) padded to 787 x 64
+        max_position_embeddings=8192,
+        rope_theta=160_000.0,  # global layers: long range
+        local_rope_theta=10_000.0,  # local layers only ever see 64 tokens each way
+        norm_eps=1e-5,
+        norm_bias=False,
+        activation="geglu",
+        attention_bias=False,
+        mlp_bias=False,
+        global_attn_every_n_layers=3,
+        local_attention=128,
+        head_bias=False,
+        head_activation="gelu",
+        pad_token_id=50283,
+        hidden_dropout=0.0,
+        attention_dropout=0.0,
+        unpad=True,  # run padded batches without their padding
+    ),
+)
+
+# EuroBERT (Boizard et al., 2025): a Llama-style stack, read bidirectionally.
+EUROBERT = Family(
+    "eurobert",
+    "EuroBERT",
+    switches=dict(
+        type_vocab_size=0,  # no segments: no next-sentence prediction
+        position_embedding="rope",
+        local_rope_theta=None,
+        norm="rmsnorm",  # no centring, no bias: cheaper, and as stable in pre-norm stacks
+        norm_position="pre",
+        embedding_norm=False,  # layer 0's own attention norm normalises the embeddings
+        first_layer_attn_norm=True,
+        final_norm=True,
+        activation="swiglu",
+        global_attn_every_n_layers=1,
+        pooler=False,
+        nsp=False,
+        head_transform=False,  # the decoder reads the final norm directly
+    ),
+    activations=("swiglu",),
+    defaults=dict(
+        vocab_size=128256,  # Llama 3's multilingual BPE vocabulary
+        max_position_embeddings=8192,
+        rope_theta=250_000.0,  # long range for 8k-token contexts
+        norm_eps=1e-5,
+        norm_bias=False,
+        attention_bias=False,
+        mlp_bias=False,
+        head_bias=False,
+        tie_word_embeddings=False,  # an output layer of its own
+        decoder_bias=False,
+        pad_token_id=128001,
+        hidden_dropout=0.0,
+        attention_dropout=0.0,
+    ),
+    equal=(("decoder_bias", "mlp_bias"),),  # transformers gives lm_head the MLP's bias switch
+)
+
+FAMILIES: dict[str, Family] = {f.name: f for f in (BERT, MODERNBERT, EUROBERT)}
+
+
+def family_of(config: EncoderConfig) -> str | None:
+    """ "bert", "modernbert" or "eurobert": the family whose switches ``config`` has (None for a hybrid)."""
+    return next((name for name, f in FAMILIES.items() if f.matches(config)), None)
+
+
+def _bert(layers: int, hidden: int, heads: int) -> EncoderConfig:
+    return BERT.config(num_layers=layers, hidden_size=hidden, num_heads=heads, intermediate_size=4 * hidden)
+
+
+def _modernbert(layers: int, hidden: int, heads: int, intermediate: int) -> EncoderConfig:
+    return MODERNBERT.config(num_layers=layers, hidden_size=hidden, num_heads=heads, intermediate_size=intermediate)
+
+
+def _eurobert(layers: int, hidden: int, heads: int, kv_heads: int, intermediate: int, **kw) -> EncoderConfig:
+    return EUROBERT.config(
+        num_layers=layers, hidden_size=hidden, num_heads=heads, num_kv_heads=kv_heads, intermediate_size=intermediate,
+        **kw,
+    )  # fmt: skip
 
 
 PRESETS: dict[str, EncoderConfig] = {
@@ -117,108 +264,24 @@ PRESETS: dict[str, EncoderConfig] = {
     "bert-mini": _bert(4, 256, 4),
     "bert-tiny": _bert(2, 128, 2),
     # all-MiniLM-L6-v2 (the real weights the course ships): 6 x 384 with 12 heads
-    "minilm-l6": EncoderConfig(num_layers=6, hidden_size=384, num_heads=12, intermediate_size=1536),
+    "minilm-l6": BERT.config(num_layers=6, hidden_size=384, num_heads=12, intermediate_size=1536),
+    # answerdotai/ModernBERT-base and -large: deep and narrow (22 x 768, 28 x 1024)
+    "modernbert-base": _modernbert(22, 768, 12, 1152),
+    "modernbert-large": _modernbert(28, 1024, 16, 2624),
+    # CPU sizes, deep-and-narrow like the originals, with about the non-embedding parameters of
+    # bert-small / bert-mini / bert-tiny respectively
+    "modernbert-small": _modernbert(12, 384, 6, 576),
+    "modernbert-mini": _modernbert(6, 256, 4, 384),
+    "modernbert-tiny": _modernbert(3, 128, 2, 192),
+    # EuroBERT/EuroBERT-210m, -610m and -2.1B
+    "eurobert-210m": _eurobert(12, 768, 12, 12, 3072),
+    "eurobert-610m": _eurobert(26, 1152, 18, 6, 4096),
+    "eurobert-2.1b": _eurobert(32, 2304, 18, 6, 6144),
+    # CPU sizes with the 610m/2.1B head ratio (3 query heads per key/value head), for a vocabulary of your own
+    "eurobert-small": _eurobert(8, 384, 6, 2, 1024, vocab_size=8192, pad_token_id=0),
+    "eurobert-mini": _eurobert(4, 192, 6, 2, 512, vocab_size=8192, pad_token_id=0),
+    "eurobert-tiny": _eurobert(2, 96, 6, 2, 256, vocab_size=8192, pad_token_id=0),
 }
-
-
-def _modernbert(layers: int, hidden: int, heads: int, intermediate: int, **kw) -> EncoderConfig:
-    """ModernBERT (Warner et al., 2024) as switches on the one encoder: every difference from BERT is named here."""
-    switches = dict(
-        vocab_size=50368,  # its BPE vocabulary (50,280 tokens and unused slots) padded to 787 x 64
-        max_position_embeddings=8192,
-        type_vocab_size=0,  # no segments: no next-sentence prediction
-        position_embedding="rope",
-        rope_theta=160_000.0,  # global layers: long range
-        local_rope_theta=10_000.0,  # local layers only ever see 64 tokens each way
-        norm_eps=1e-5,
-        norm_bias=False,
-        norm_position="pre",
-        embedding_norm=True,
-        first_layer_attn_norm=False,  # the embedding norm already normalises layer 0's input
-        final_norm=True,
-        activation="geglu",
-        attention_bias=False,
-        mlp_bias=False,
-        global_attn_every_n_layers=3,
-        local_attention=128,
-        pooler=False,
-        nsp=False,
-        head_bias=False,
-        head_activation="gelu",
-        pad_token_id=50283,
-        hidden_dropout=0.0,
-        attention_dropout=0.0,
-        unpad=True,
-    )
-    return EncoderConfig(
-        num_layers=layers, hidden_size=hidden, num_heads=heads, intermediate_size=intermediate, **{**switches, **kw}
-    )
-
-
-PRESETS.update(
-    {
-        # answerdotai/ModernBERT-base and -large: deep and narrow (22 x 768, 28 x 1024)
-        "modernbert-base": _modernbert(22, 768, 12, 1152),
-        "modernbert-large": _modernbert(28, 1024, 16, 2624),
-        # CPU sizes, deep-and-narrow like the originals, with about the non-embedding parameters of
-        # bert-small / bert-mini / bert-tiny respectively
-        "modernbert-small": _modernbert(12, 384, 6, 576),
-        "modernbert-mini": _modernbert(6, 256, 4, 384),
-        "modernbert-tiny": _modernbert(3, 128, 2, 192),
-    }
-)
-
-
-def _eurobert(layers: int, hidden: int, heads: int, kv_heads: int, intermediate: int, **kw) -> EncoderConfig:
-    """EuroBERT (Boizard et al., 2025) as switches on the one encoder: a Llama-style stack, read bidirectionally."""
-    switches = dict(
-        vocab_size=128256,  # Llama 3's multilingual BPE vocabulary
-        num_kv_heads=kv_heads,  # grouped-query attention: fewer key/value heads than query heads
-        max_position_embeddings=8192,
-        type_vocab_size=0,  # no segments: no next-sentence prediction
-        position_embedding="rope",
-        rope_theta=250_000.0,  # long range for 8k-token contexts
-        norm="rmsnorm",  # no centring, no bias: cheaper, and as stable in pre-norm stacks
-        norm_eps=1e-5,
-        norm_bias=False,
-        norm_position="pre",
-        embedding_norm=False,  # layer 0's own attention norm normalises the embeddings
-        first_layer_attn_norm=True,
-        final_norm=True,
-        activation="swiglu",
-        attention_bias=False,
-        mlp_bias=False,
-        pooler=False,
-        nsp=False,
-        head_transform=False,  # the decoder reads the final norm directly
-        head_bias=False,
-        tie_word_embeddings=False,  # an output layer of its own
-        decoder_bias=False,
-        pad_token_id=128001,
-        hidden_dropout=0.0,
-        attention_dropout=0.0,
-    )
-    return EncoderConfig(
-        num_layers=layers,
-        hidden_size=hidden,
-        num_heads=heads,
-        intermediate_size=intermediate,
-        **{**switches, **kw},
-    )
-
-
-PRESETS.update(
-    {
-        # EuroBERT/EuroBERT-210m, -610m and -2.1B
-        "eurobert-210m": _eurobert(12, 768, 12, 12, 3072),
-        "eurobert-610m": _eurobert(26, 1152, 18, 6, 4096),
-        "eurobert-2.1b": _eurobert(32, 2304, 18, 6, 6144),
-        # CPU sizes with the 610m/2.1B head ratio (3 query heads per key/value head), for a vocabulary of your own
-        "eurobert-small": _eurobert(8, 384, 6, 2, 1024, vocab_size=8192, pad_token_id=0),
-        "eurobert-mini": _eurobert(4, 192, 6, 2, 512, vocab_size=8192, pad_token_id=0),
-        "eurobert-tiny": _eurobert(2, 96, 6, 2, 256, vocab_size=8192, pad_token_id=0),
-    }
-)
 
 
 def preset(name: str, **overrides) -> EncoderConfig:

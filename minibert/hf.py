@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .config import EncoderConfig
+from .config import BERT, EUROBERT, MODERNBERT, EncoderConfig, Family, family_of
 from .files import CheckpointError, atomic_write, load_weights, save_safetensors
 from .model import Encoder, EncoderForPreTraining, EncoderForSequenceClassification
 
@@ -31,7 +31,7 @@ def bert_config_from_hf(d: dict) -> EncoderConfig:
         raise ValueError(f"unsupported hidden_act {d.get('hidden_act')!r} in a BERT config")
     if d.get("position_embedding_type", "absolute") != "absolute":
         raise ValueError("only absolute (learned) position embeddings are supported for BERT checkpoints")
-    return EncoderConfig(
+    return BERT.config(
         vocab_size=d["vocab_size"],
         hidden_size=d["hidden_size"],
         num_layers=d["num_hidden_layers"],
@@ -48,10 +48,14 @@ def bert_config_from_hf(d: dict) -> EncoderConfig:
     )
 
 
-def bert_config_to_hf(c: EncoderConfig) -> dict:
-    diff = {k: getattr(c, k) for k, v in _BERT_SWITCHES.items() if getattr(c, k) != v}
+def _refuse_other_families(family: Family, c: EncoderConfig, hf_class: str) -> None:
+    diff = family.differences(c)
     if diff:
-        raise ValueError(f"this config is not a BERT (it sets {diff}); it cannot be saved as a BertForPreTraining")
+        raise ValueError(f"this config is not a {family.title} (it sets {diff}); it cannot be saved as a {hf_class}")
+
+
+def bert_config_to_hf(c: EncoderConfig) -> dict:
+    _refuse_other_families(BERT, c, "BertForPreTraining")
     return {
         "architectures": ["BertForPreTraining"],
         "model_type": "bert",
@@ -71,15 +75,6 @@ def bert_config_to_hf(c: EncoderConfig) -> dict:
         "position_embedding_type": "absolute",
         "tie_word_embeddings": True,
     }
-
-
-# the switches that make an EncoderConfig a BERT (everything else is a size)
-_BERT_SWITCHES = dict(
-    num_kv_heads=None, position_embedding="learned", norm="layernorm", norm_bias=True, norm_position="post",
-    embedding_norm=True, final_norm=False, attention_bias=True, mlp_bias=True, global_attn_every_n_layers=1,
-    pooler=True, nsp=True, head_transform=True, head_norm=True, head_bias=True, tie_word_embeddings=True,
-    decoder_bias=True,
-)  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -228,31 +223,22 @@ def modernbert_config_from_hf(d: dict) -> EncoderConfig:
         if (rope.get(kind) or {}).get("rope_type", "default") != "default":
             raise ValueError(f"rope scaling {rope[kind]['rope_type']!r} is not supported; only plain RoPE")
     pad = d.get("pad_token_id")
-    return EncoderConfig(
+    return MODERNBERT.config(
         vocab_size=d["vocab_size"],
         hidden_size=d["hidden_size"],
         num_layers=layers,
         num_heads=d["num_attention_heads"],
         intermediate_size=d["intermediate_size"],
         max_position_embeddings=d.get("max_position_embeddings", 8192),
-        type_vocab_size=0,
-        position_embedding="rope",
         rope_theta=global_theta,
         local_rope_theta=local_theta,
         norm_eps=d.get("norm_eps", 1e-5),
         norm_bias=d.get("norm_bias", False),
-        norm_position="pre",
-        embedding_norm=True,
-        first_layer_attn_norm=False,
-        final_norm=True,
         activation=act,
         attention_bias=d.get("attention_bias", False),
         mlp_bias=d.get("mlp_bias", False),
         global_attn_every_n_layers=every if layers > 1 else 1,
         local_attention=d.get("local_attention", 128),
-        pooler=False,
-        nsp=False,
-        head_norm=True,
         head_bias=d.get("classifier_bias", False),
         head_activation=head_act,
         tie_word_embeddings=d.get("tie_word_embeddings", True),
@@ -261,29 +247,11 @@ def modernbert_config_from_hf(d: dict) -> EncoderConfig:
         hidden_dropout=max(d.get("embedding_dropout", 0.0), d.get("mlp_dropout", 0.0)),
         attention_dropout=d.get("attention_dropout", 0.0),
         initializer_range=d.get("initializer_range", 0.02),
-        unpad=True,
     )
 
 
-# the switches that make an EncoderConfig a ModernBERT (everything else is a size or read from the config)
-_MODERNBERT_SWITCHES = dict(
-    num_kv_heads=None, type_vocab_size=0, position_embedding="rope", norm="layernorm", norm_position="pre",
-    embedding_norm=True, first_layer_attn_norm=False, final_norm=True, pooler=False, nsp=False, head_norm=True,
-    head_transform=True,
-)  # fmt: skip
-
-
-def is_modernbert(c: EncoderConfig) -> bool:
-    return all(getattr(c, k) == v for k, v in _MODERNBERT_SWITCHES.items()) and c.activation in ("geglu", "swiglu")
-
-
 def modernbert_config_to_hf(c: EncoderConfig) -> dict:
-    if not is_modernbert(c):
-        diff = {k: getattr(c, k) for k, v in _MODERNBERT_SWITCHES.items() if getattr(c, k) != v}
-        raise ValueError(
-            f"this config is not a ModernBERT (it sets {diff}, activation={c.activation!r}); "
-            "it cannot be saved as a ModernBertForMaskedLM"
-        )
+    _refuse_other_families(MODERNBERT, c, "ModernBertForMaskedLM")
     every = max(c.global_attn_every_n_layers, 1)
     return {
         "architectures": ["ModernBertForMaskedLM"],
@@ -378,7 +346,7 @@ def eurobert_config_from_hf(d: dict) -> EncoderConfig:
     if rope.get("rope_type", "default") != "default":
         raise ValueError(f"rope scaling {rope['rope_type']!r} is not supported; only plain RoPE")
     pad = d.get("pad_token_id")
-    return EncoderConfig(
+    return EUROBERT.config(
         vocab_size=d["vocab_size"],
         hidden_size=d["hidden_size"],
         num_layers=d["num_hidden_layers"],
@@ -386,51 +354,20 @@ def eurobert_config_from_hf(d: dict) -> EncoderConfig:
         num_kv_heads=d.get("num_key_value_heads") or heads,
         intermediate_size=d["intermediate_size"],
         max_position_embeddings=d.get("max_position_embeddings", 8192),
-        type_vocab_size=0,
-        position_embedding="rope",
         rope_theta=rope.get("rope_theta", 250_000.0),
-        norm="rmsnorm",
         norm_eps=d.get("rms_norm_eps", 1e-5),
-        norm_bias=False,
-        norm_position="pre",
-        embedding_norm=False,
-        first_layer_attn_norm=True,
-        final_norm=True,
-        activation="swiglu",
         attention_bias=d.get("attention_bias", False),
         mlp_bias=d.get("mlp_bias", False),
-        pooler=False,
-        nsp=False,
-        head_transform=False,
-        head_bias=False,
         tie_word_embeddings=d.get("tie_word_embeddings", False),
         decoder_bias=d.get("mlp_bias", False),  # transformers gives lm_head the MLP's bias switch
         pad_token_id=pad if pad is not None and pad < d["vocab_size"] else 0,
-        hidden_dropout=0.0,
         attention_dropout=d.get("attention_dropout", 0.0),
         initializer_range=d.get("initializer_range", 0.02),
     )
 
 
-# the switches that make an EncoderConfig a EuroBERT (everything else is a size or read from the config)
-_EUROBERT_SWITCHES = dict(
-    type_vocab_size=0, position_embedding="rope", local_rope_theta=None, norm="rmsnorm", norm_position="pre",
-    embedding_norm=False, first_layer_attn_norm=True, final_norm=True, activation="swiglu",
-    global_attn_every_n_layers=1, pooler=False, nsp=False, head_transform=False,
-)  # fmt: skip
-
-
-def is_eurobert(c: EncoderConfig) -> bool:
-    return all(getattr(c, k) == v for k, v in _EUROBERT_SWITCHES.items()) and c.decoder_bias == c.mlp_bias
-
-
 def eurobert_config_to_hf(c: EncoderConfig) -> dict:
-    if not is_eurobert(c):
-        diff = {k: getattr(c, k) for k, v in _EUROBERT_SWITCHES.items() if getattr(c, k) != v}
-        raise ValueError(
-            f"this config is not a EuroBERT (it sets {diff}, decoder_bias={c.decoder_bias}, mlp_bias={c.mlp_bias}); "
-            "it cannot be saved as a EuroBertForMaskedLM"
-        )
+    _refuse_other_families(EUROBERT, c, "EuroBertForMaskedLM")
     return {
         "architectures": ["EuroBertForMaskedLM"],
         "model_type": "eurobert",
@@ -619,11 +556,6 @@ def state_dict_from_hf(sd: dict[str, torch.Tensor], model_type: str = "bert", co
     return out
 
 
-def _format_of(config: EncoderConfig) -> str:
-    """The transformers format a config matches: "eurobert", "modernbert" or (otherwise) "bert"."""
-    return "eurobert" if is_eurobert(config) else "modernbert" if is_modernbert(config) else "bert"
-
-
 def from_pretrained(
     source: str | os.PathLike | dict[str, torch.Tensor],
     model_class: type[nn.Module] = EncoderForPreTraining,
@@ -641,7 +573,7 @@ def from_pretrained(
     if isinstance(source, dict):
         if config is None:
             raise ValueError("loading from a state dict needs the model's config=EncoderConfig(...)")
-        model_type = _format_of(config)
+        model_type = family_of(config) or "bert"
         sd = source
     else:
         folder = Path(source)
@@ -664,7 +596,7 @@ def save_pretrained(model: nn.Module, folder: str | os.PathLike, model_type: str
     """
     folder = Path(folder)
     config: EncoderConfig = model.config
-    model_type = model_type or _format_of(config)
+    model_type = model_type or family_of(config) or "bert"
     if model_type not in FORMATS:
         raise ValueError(f"model_type {model_type!r} is not supported; minibert writes {sorted(FORMATS)}")
     sd = model.state_dict()

@@ -37,3 +37,23 @@ def test_config_round_trips_through_dict():
     assert EncoderConfig.from_dict(c.to_dict()) == c
     with pytest.raises(ValueError, match="unknown"):
         EncoderConfig.from_dict({**c.to_dict(), "colour": "red"})
+
+
+def test_each_preset_is_of_the_family_its_name_says():
+    from minibert.config import FAMILIES, PRESETS, family_of
+
+    for name, config in PRESETS.items():
+        expected = "bert" if name.startswith(("bert", "minilm")) else name.split("-")[0]
+        assert family_of(config) == expected, name
+        assert all(f.matches(config) == (f.name == expected) for f in FAMILIES.values())
+
+
+def test_a_family_names_what_keeps_a_config_out_of_it():
+    from minibert.config import BERT, MODERNBERT, family_of
+
+    hybrid = preset("bert-tiny", norm_position="pre")  # a pre-LN BERT is none of the three
+    assert family_of(hybrid) is None
+    assert BERT.differences(hybrid) == {"norm_position": "pre"}
+    assert MODERNBERT.differences(preset("modernbert-tiny", activation="gelu")) == {"activation": "gelu"}
+    with pytest.raises(ValueError, match="would not be a ModernBERT"):
+        MODERNBERT.config(num_layers=2, position_embedding="learned")

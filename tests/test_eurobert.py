@@ -7,6 +7,7 @@ from transformers import EuroBertConfig, EuroBertForMaskedLM, EuroBertModel
 
 from minibert import EncoderForPreTraining, hf, preset
 from minibert.attention import MultiHeadAttention
+from minibert.config import family_of
 from minibert.layers import RMSNorm
 from minibert.model import Encoder
 
@@ -47,7 +48,7 @@ def test_config_is_read_as_a_eurobert(mlm_pair):
     c = mine.config
     assert (c.num_heads, c.kv_heads, c.norm, c.activation, c.rope_theta) == (8, 2, "rmsnorm", "swiglu", 250_000.0)
     assert not c.tie_word_embeddings and not c.head_transform and not c.embedding_norm and c.final_norm
-    assert hf.is_eurobert(c) and not hf.is_modernbert(c)
+    assert family_of(c) == "eurobert"
     n_ref = sum(p.numel() for p in ref.parameters())
     assert sum(p.numel() for p in mine.parameters()) == n_ref  # nothing missing, nothing extra
 
@@ -137,7 +138,7 @@ def test_presets_have_the_released_sizes(name):
 @pytest.mark.parametrize("name", ["eurobert-small", "eurobert-mini", "eurobert-tiny"])
 def test_cpu_presets_use_grouped_query_attention(name):
     c = preset(name)
-    assert c.kv_heads < c.num_heads and hf.is_eurobert(c)
+    assert c.kv_heads < c.num_heads and family_of(c) == "eurobert"
     model = EncoderForPreTraining(c).eval()
     ids = torch.randint(1, c.vocab_size, (2, 9), generator=torch.Generator().manual_seed(0))
     assert model(ids).mlm_logits.shape == (2, 9, c.vocab_size)
