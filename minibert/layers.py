@@ -6,8 +6,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .attention import AttentionMask, MultiHeadAttention
+from .attention import MultiHeadAttention
 from .config import EncoderConfig
+from .kernels import BatchState
 
 ACTIVATIONS = {
     "gelu": F.gelu,  # exact erf form, as BERT's checkpoints were trained with
@@ -15,11 +16,6 @@ ACTIVATIONS = {
     "silu": F.silu,
     "geglu": F.gelu,  # gated variants: activation on the gate branch
     "swiglu": F.silu,
-}
-IN_PLACE = {  # the non-gated activations, overwriting their input (inference only)
-    "gelu": torch.ops.aten.gelu_,
-    "gelu_tanh": lambda x: torch.ops.aten.gelu_(x, approximate="tanh"),
-    "silu": lambda x: F.silu(x, inplace=True),
 }
 
 
@@ -54,39 +50,17 @@ class MLP(nn.Module):
         width = 2 * config.intermediate_size if self.gated else config.intermediate_size
         self.Wi = nn.Linear(config.hidden_size, width, bias=config.mlp_bias)
         self.Wo = nn.Linear(config.intermediate_size, config.hidden_size, bias=config.mlp_bias)
+        self.activation = config.activation
         self.act = ACTIVATIONS[config.activation]
-        self.act_ = None if self.gated else IN_PLACE[config.activation]
 
-    def forward(self, x: torch.Tensor, mask: AttentionMask | torch.Tensor | None = None) -> torch.Tensor:
-        if isinstance(mask, AttentionMask) and self.act_ is not None and self._plain(x):
-            return self._inference(x, mask)
-        h = self.Wi(x)
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.Wi(x)  # (B, T, I), or (B, T, 2I) for GLU variants
         if self.gated:
             gate, up = h.chunk(2, dim=-1)  # (B, T, I) each
             h = self.act(gate) * up
         else:
             h = self.act(h)
         return self.Wo(h)
-
-    def _plain(self, x: torch.Tensor) -> bool:
-        """Inference without autocast: nothing keeps the activation for a backward pass."""
-        return (
-            not torch.is_grad_enabled()
-            and x.dtype == self.Wi.weight.dtype
-            and not torch.is_autocast_enabled(x.device.type)
-        )
-
-    def _inference(self, x: torch.Tensor, mask: AttentionMask) -> torch.Tensor:
-        """The same function, with the (B, T, I) activation computed into the forward pass's shared buffer."""
-        x2 = x.reshape(-1, x.size(-1))  # (B*T, C)
-        W, b = self.Wi.weight, self.Wi.bias
-        h = mask.scratch((x2.size(0), W.size(0)), x.dtype, x.device)  # (B*T, I)
-        if b is None:
-            torch.mm(x2, W.t(), out=h)
-        else:
-            torch.addmm(b, x2, W.t(), out=h)
-        self.act_(h)
-        return self.Wo(h).view(*x.shape[:-1], -1)  # (B, T, C)
 
 
 class Embeddings(nn.Module):
@@ -143,16 +117,15 @@ class EncoderBlock(nn.Module):
     def forward(
         self,
         x: torch.Tensor,  # (B, T, C)
-        mask: AttentionMask | torch.Tensor | None = None,
-        position_ids: torch.Tensor | None = None,
+        state: BatchState | torch.Tensor | None = None,  # or a bool mask broadcastable to (B, H, T, T)
         return_probs: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         if self.pre_norm:
-            a, probs = self.attn(self.attn_norm(x), mask, position_ids, return_probs)
+            a, probs = self.attn(self.attn_norm(x), state, return_probs)
             x = x + self.dropout(a)
-            x = x + self.dropout(self.mlp(self.mlp_norm(x), mask))
+            x = x + self.dropout(self.mlp(self.mlp_norm(x)))
         else:
-            a, probs = self.attn(x, mask, position_ids, return_probs)
+            a, probs = self.attn(x, state, return_probs)
             x = self.attn_norm(x + self.dropout(a))
-            x = self.mlp_norm(x + self.dropout(self.mlp(x, mask)))
+            x = self.mlp_norm(x + self.dropout(self.mlp(x)))
         return x, probs

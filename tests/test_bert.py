@@ -77,24 +77,6 @@ def test_sdpa_path_equals_probability_path(pair):
     assert maxdiff(fast, slow) <= TOL
 
 
-@pytest.mark.parametrize("activation", ["gelu", "gelu_tanh", "silu"])
-def test_inference_feed_forward_reuses_one_buffer_and_gives_the_same_outputs(activation, monkeypatch):
-    from minibert import preset
-    from minibert.attention import AttentionMask
-
-    torch.manual_seed(0)
-    model = Encoder(preset("bert-tiny", vocab_size=101, activation=activation)).eval()
-    ids, mask, tt = batch()
-    with_grad = model(ids, mask, tt).last_hidden_state
-    buffers = []
-    original = AttentionMask.scratch
-    monkeypatch.setattr(AttentionMask, "scratch", lambda self, *a: buffers.append(original(self, *a)) or buffers[-1])
-    with torch.no_grad():
-        without = model(ids, mask, tt).last_hidden_state
-    assert torch.equal(with_grad, without)  # the same operations, only the (B, T, I) buffer is shared
-    assert len(buffers) == model.config.num_layers and len({b.data_ptr() for b in buffers}) == 1
-
-
 def test_masked_positions_score_only_those(pair):
     _, mine = pair
     ids, mask, tt = batch()

@@ -9,7 +9,8 @@ from parity_helpers import maxdiff, padded_batch, randomise
 from transformers import ModernBertConfig, ModernBertForMaskedLM, ModernBertModel
 
 from minibert import EncoderForPreTraining, hf, preset
-from minibert.attention import local_attention, sliding_window_mask, varlen_attention
+from minibert.attention import sliding_window_mask
+from minibert.kernels import local_attention, varlen_attention
 from minibert.config import pad_vocab_size
 from minibert.model import Encoder
 from minibert.optim import StableAdamW, weight_decay_groups, wsd_factor, wsd_schedule
@@ -285,7 +286,7 @@ def test_wsd_schedule_is_a_trapezoid():
 
 
 def test_pack_sequences_fills_rows_and_matches_separate_runs(mlm_pair):
-    from minibert.model import pack_sequences
+    from minibert.batch import pack_sequences
 
     _, mine = mlm_pair
     g = torch.Generator().manual_seed(3)

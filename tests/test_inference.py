@@ -1,0 +1,74 @@
+"""The encoder's inference path computes what the teaching classes compute."""
+
+import pytest
+import torch
+
+from minibert import inference, preset
+from minibert.batch import padded_state
+from minibert.model import Encoder
+
+CONFIGS = {
+    "bert gelu": preset("bert-tiny", vocab_size=101),
+    "bert gelu_tanh": preset("bert-tiny", vocab_size=101, activation="gelu_tanh"),
+    "bert silu": preset("bert-tiny", vocab_size=101, activation="silu"),
+    "modernbert": preset("modernbert-tiny", vocab_size=101, pad_token_id=0, local_attention=8),
+    "eurobert": preset("eurobert-tiny", vocab_size=101),
+}
+
+
+def batch(config, B=3, T=21):
+    g = torch.Generator().manual_seed(1)
+    ids = torch.randint(1, config.vocab_size, (B, T), generator=g)
+    mask = torch.ones(B, T, dtype=torch.long)
+    mask[1, 15:] = 0
+    mask[2, 4:] = 0
+    return ids, mask
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_inference_path_equals_the_teaching_path(name):
+    torch.manual_seed(0)
+    model = Encoder(CONFIGS[name]).eval()
+    ids, mask = batch(model.config)
+    x = model.embeddings(ids)
+    with torch.no_grad():
+        assert inference.applies(model, x)
+        fast = model(ids, mask).last_hidden_state
+    with torch.enable_grad():  # autograd on: the encoder runs the teaching classes
+        assert not inference.applies(model, x)
+        taught = model(ids, mask).last_hidden_state
+    real = mask.bool()
+    assert (fast - taught)[real].abs().max() <= 1e-5  # the same function; only the q/k/v matmul blocks differ
+
+
+def test_the_path_is_taken_only_when_nothing_is_differentiated():
+    model = Encoder(CONFIGS["bert gelu"])
+    x = torch.zeros(1, 2, model.config.hidden_size)
+    with torch.no_grad():
+        assert not inference.applies(model, x)  # training mode: dropout is on
+        model.eval()
+        assert inference.applies(model, x)
+        assert not inference.applies(model, x, output_attentions=True)
+        assert not inference.applies(model, x.double())
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            assert not inference.applies(model, x)
+        handle = model.layers[1].attn.register_forward_hook(lambda *args: None)
+        assert not inference.applies(model, x)  # a hook on a layer sees that layer run
+        handle.remove()
+        assert inference.applies(model, x)
+
+
+@pytest.mark.parametrize("activation", ["gelu", "gelu_tanh", "silu"])
+def test_every_layer_writes_its_activation_into_one_buffer(activation):
+    torch.manual_seed(0)
+    model = Encoder(preset("bert-tiny", vocab_size=101, activation=activation)).eval()
+    ids, mask = batch(model.config)
+    x = model.embeddings(ids)
+    state = padded_state(mask, None, None)
+    buffers: dict = {}
+    with torch.no_grad():
+        for block in model.layers:
+            expected = block(x, state)[0]
+            x = inference.block_forward(block, x, state, buffers)
+            assert torch.allclose(x, expected, atol=1e-6)
+    assert len(buffers) == 1  # one (B*T, I) buffer served both layers
