@@ -10,8 +10,8 @@ from transformers import ModernBertConfig, ModernBertForMaskedLM, ModernBertMode
 
 from minibert import EncoderForPreTraining, hf, preset
 from minibert.attention import sliding_window_mask
-from minibert.kernels import local_attention, varlen_attention
 from minibert.config import pad_vocab_size
+from minibert.kernels import local_attention, varlen_attention
 from minibert.model import Encoder
 from minibert.optim import StableAdamW, weight_decay_groups, wsd_factor, wsd_schedule
 
