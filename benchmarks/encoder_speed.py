@@ -21,7 +21,7 @@ import torch
 from transformers import BertConfig, BertModel
 
 from minibert import hf, preset
-from minibert.model import Encoder
+from minibert.encoder import Encoder
 
 
 def build(name: str, batch: int, T: int, padded: bool):

@@ -96,8 +96,8 @@ def worker(args: argparse.Namespace) -> None:
     import transformers  # noqa: F401  (imported by both workers: the same libraries in memory)
 
     from minibert import hf
+    from minibert.encoder import Encoder
     from minibert.files import load_weights
-    from minibert.model import Encoder
 
     torch.set_num_threads(args.threads)
     config = hf_config(args.length)

@@ -20,14 +20,14 @@ import torch.nn.functional as F
 
 
 def build_batches(tokenizer, n: int, batch_size: int, seq_len: int) -> list[dict[str, torch.Tensor]]:
-    from minibert.data import make_pretraining_data
+    from minibert.pretrain import make_pretraining_data
 
     data = make_pretraining_data(tokenizer, batch_size=batch_size, max_seq_length=seq_len, short_seq_prob=0.0)
     return [next(data.train) for _ in range(n)]
 
 
 def minibert_step(model, optimizer, batch) -> float:
-    from minibert.training import pretraining_sums
+    from minibert.pretrain import pretraining_sums
 
     mlm, nsp, s = pretraining_sums(model, batch)
     loss = mlm / s["masked"] + nsp / batch["input_ids"].size(0)
@@ -56,7 +56,7 @@ def hf_step(model, optimizer, batch) -> float:
 @torch.no_grad()
 def same_loss(mine, theirs, batch) -> float:
     """Largest difference of the two models' eval-mode losses on one batch (they share weights)."""
-    from minibert.training import pretraining_sums
+    from minibert.pretrain import pretraining_sums
 
     mine.eval(), theirs.eval()
     mlm, nsp, s = pretraining_sums(mine, batch)
@@ -84,9 +84,8 @@ def main() -> None:
     from transformers import BertConfig, BertForPreTraining
 
     from minibert import EncoderForPreTraining, hf, preset
-    from minibert.data import pretraining_tokenizer
-    from minibert.tokenization import BertTokenizer
-    from minibert.training import TrainConfig, adamw
+    from minibert.pretrain import TrainConfig, adamw, pretraining_tokenizer
+    from minibert.text import BertTokenizer
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)

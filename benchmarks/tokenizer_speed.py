@@ -32,9 +32,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
 
-    from minibert.data import wikipedia_lines
     from minibert.hf import minilm_path
-    from minibert.tokenization import BertTokenizer
+    from minibert.text import BertTokenizer, wikipedia_lines
 
     lines = wikipedia_lines("en")
     lines = lines[: args.lines] if args.lines else lines

@@ -4,7 +4,7 @@ A padded batch spends every layer's work on the padding of its short sequences. 
 all sequences are concatenated into one stream: the linear layers see only real tokens, local layers attend in
 windows that stop at sequence boundaries, and global layers attend within each sequence.
 
-The batch: ``--batch`` articles drawn (seeded) from the English Wikipedia excerpt (minibert.data.wikipedia()),
+The batch: ``--batch`` articles drawn (seeded) from the English Wikipedia excerpt (minibert.text.wikipedia()),
 each tokenized with BERT's WordPiece vocabulary and cut to ``--max-length`` tokens, as ModernBERT would take
 them. The model: the ``modernbert-mini`` preset with that vocabulary. Both ways run in one process, interleaved,
 after one warm-up each; the best of ``--repeats`` runs is reported (the least-disturbed run, as timeit does).
@@ -26,9 +26,8 @@ import torch
 
 from minibert import hf, preset, seed_everything
 from minibert.config import pad_vocab_size
-from minibert.data import wikipedia
-from minibert.model import Encoder
-from minibert.tokenization import BertTokenizer
+from minibert.encoder import Encoder
+from minibert.text import BertTokenizer, wikipedia
 
 
 def article_batch(batch: int, max_length: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, list[str]]:

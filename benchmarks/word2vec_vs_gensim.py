@@ -38,7 +38,7 @@ def main() -> None:
     import torch
     from gensim.models import Word2Vec as GensimWord2Vec
 
-    from minibert.word2vec import KeyedVectors, Word2Vec, Word2VecConfig, evaluate, wikipedia_sentences
+    from minibert.embeddings import KeyedVectors, Word2Vec, Word2VecConfig, evaluate, wikipedia_sentences
 
     sentences = wikipedia_sentences("en")
     n_words = sum(map(len, sentences))

@@ -1,7 +1,7 @@
 """minibert: BERT from the ground up, and its upgrades to ModernBERT and EuroBERT."""
 
 from .config import PRESETS, EncoderConfig, preset
-from .model import (
+from .encoder import (
     Encoder,
     EncoderForPreTraining,
     EncoderForSequenceClassification,

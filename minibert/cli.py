@@ -7,7 +7,7 @@ import sys
 
 
 def _cmd_exercises(args: argparse.Namespace) -> int:
-    from . import exercises
+    from .course import exercises
 
     return exercises.main(["--root", str(args.root)] + (["--check"] if args.check else []))
 
@@ -27,12 +27,12 @@ def _tokenizer_for(vocab: str, lang: str):
     of that size trained on the excerpt's training articles."""
     if vocab == "minilm":
         from .hf import minilm_path
-        from .tokenization import BertTokenizer
+        from .text import BertTokenizer
 
         return BertTokenizer.from_pretrained(minilm_path())
     if not vocab.isdigit():
         raise SystemExit(f"--vocab {vocab!r}: use 'minilm' or a vocabulary size such as 8192")
-    from .data import pretraining_tokenizer
+    from .pretrain import pretraining_tokenizer
 
     return pretraining_tokenizer(lang, int(vocab))
 
@@ -44,11 +44,18 @@ def _cmd_pretrain(args: argparse.Namespace) -> int:
     import torch
 
     from .config import preset
-    from .data import make_pretraining_data, pretraining_documents
+    from .encoder import EncoderForPreTraining
     from .files import atomic_write
-    from .model import EncoderForPreTraining
+    from .pretrain import (
+        TrainConfig,
+        Trainer,
+        init_distributed,
+        init_mlm_bias,
+        make_pretraining_data,
+        pretraining_documents,
+        token_counts,
+    )
     from .runtime import seed_everything
-    from .training import TrainConfig, Trainer, init_distributed, init_mlm_bias, token_counts
 
     if args.steps is None and args.minutes is None:
         args.minutes = 10.0
@@ -109,7 +116,7 @@ def _cmd_pretrain(args: argparse.Namespace) -> int:
 
 
 def _cmd_fill_mask(args: argparse.Namespace) -> int:
-    from .training import fill_mask, load_pretrained
+    from .pretrain import fill_mask, load_pretrained
 
     model, tokenizer = load_pretrained(args.checkpoint)
     for i, options in enumerate(fill_mask(model, tokenizer, args.text, top_k=args.top_k)):
@@ -118,7 +125,7 @@ def _cmd_fill_mask(args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from .training import export_hf
+    from .pretrain import export_hf
 
     out = export_hf(args.checkpoint, args.out)
     print(f"wrote a transformers BertForPreTraining folder to {out}; try:")

@@ -1,15 +1,23 @@
-"""Where the course runs: the device, the size profile, and seeding."""
+"""Where the course runs: the device, the size profile, seeding, and the cache of things built once."""
 
 from __future__ import annotations
 
 import os
 import random
+from pathlib import Path
 
 import numpy as np
 import torch
 
 PROFILE_VAR = "MINIBERT_PROFILE"
 PROFILES = ("smoke", "laptop", "full")
+CACHE_VERSION = 1  # bump when a cached format changes: old files are then ignored
+
+
+def cache_dir() -> Path:
+    """Where the course keeps what it builds once (cleaned text, vocabularies, tokenized corpora, trained models):
+    $MINIBERT_CACHE, else ~/.cache/minibert."""
+    return Path(os.environ.get("MINIBERT_CACHE") or Path.home() / ".cache" / "minibert")
 
 
 def get_device(prefer: str | None = None) -> torch.device:

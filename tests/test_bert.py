@@ -5,7 +5,7 @@ import torch
 from transformers import BertConfig, BertForPreTraining, BertForSequenceClassification, BertModel
 
 from minibert import EncoderForSequenceClassification, hf
-from minibert.model import Encoder
+from minibert.encoder import Encoder
 
 TOL = 1e-5
 

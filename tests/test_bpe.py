@@ -7,8 +7,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from minibert.bpe import _NEWER_LETTERS, _NEWER_NUMBERS, ByteLevelBPE, bytes_to_unicode, pre_tokenize, train_bpe
-from minibert.data import wikipedia_lines
+from minibert.text import ByteLevelBPE, bytes_to_unicode, pre_tokenize, train_bpe, wikipedia_lines
+from minibert.text.bpe import _NEWER_LETTERS, _NEWER_NUMBERS
 
 tokenizers = pytest.importorskip("tokenizers")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

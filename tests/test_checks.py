@@ -5,7 +5,7 @@ import json
 import nbformat
 import torch
 
-from minibert import checks, exercises
+from minibert.course import checks, exercises
 
 
 def softmax_ref(x):

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from minibert import EncoderConfig, preset
-from minibert.model import Encoder, EncoderForPreTraining
+from minibert.encoder import Encoder, EncoderForPreTraining
 
 
 def count(config: EncoderConfig, cls=Encoder) -> int:

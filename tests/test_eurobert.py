@@ -6,10 +6,8 @@ from parity_helpers import maxdiff, padded_batch, randomise
 from transformers import EuroBertConfig, EuroBertForMaskedLM, EuroBertModel
 
 from minibert import EncoderForPreTraining, hf, preset
-from minibert.attention import MultiHeadAttention
 from minibert.config import family_of
-from minibert.layers import RMSNorm
-from minibert.model import Encoder
+from minibert.encoder import Encoder, MultiHeadAttention, RMSNorm
 
 TOL = 1e-4
 

@@ -7,8 +7,8 @@ import torch
 import torch.nn.functional as F
 
 from minibert import EncoderConfig, EncoderForSequenceClassification
-from minibert import finetuning as ft
-from minibert.model import Encoder, EncoderOutput
+from minibert import finetune as ft
+from minibert.encoder import Encoder, EncoderOutput
 
 # ---------------------------------------------------------------------------------------------------------------
 # Pooling against hand computations
@@ -306,7 +306,7 @@ def test_cosine_search_and_retrieval_scores_by_hand():
 @pytest.fixture(scope="module")
 def minilm_tokenizer():
     from minibert.hf import minilm_path
-    from minibert.tokenization import BertTokenizer
+    from minibert.text import BertTokenizer
 
     return BertTokenizer.from_pretrained(minilm_path())
 

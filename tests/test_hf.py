@@ -7,8 +7,8 @@ import torch
 from transformers import BertConfig, BertForPreTraining, BertModel
 
 from minibert import EncoderForPreTraining, hf, preset
+from minibert.encoder import Encoder
 from minibert.files import CheckpointError, load_weights
-from minibert.model import Encoder
 
 SENTENCES = [
     "The river bank was flooded after the storm.",

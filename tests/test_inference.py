@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-from minibert import inference, preset
-from minibert.batch import padded_state
-from minibert.model import Encoder
+from minibert import preset
+from minibert.encoder import inference
+from minibert.encoder import Encoder, padded_state
 
 CONFIGS = {
     "bert gelu": preset("bert-tiny", vocab_size=101),

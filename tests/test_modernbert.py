@@ -9,11 +9,9 @@ from parity_helpers import maxdiff, padded_batch, randomise
 from transformers import ModernBertConfig, ModernBertForMaskedLM, ModernBertModel
 
 from minibert import EncoderForPreTraining, hf, preset
-from minibert.attention import sliding_window_mask
 from minibert.config import pad_vocab_size
-from minibert.kernels import local_attention, varlen_attention
-from minibert.model import Encoder
-from minibert.optim import StableAdamW, weight_decay_groups, wsd_factor, wsd_schedule
+from minibert.encoder import Encoder, local_attention, sliding_window_mask, varlen_attention
+from minibert.pretrain import StableAdamW, weight_decay_groups, wsd_factor, wsd_schedule
 
 TOL = 1e-4
 WINDOW = 16  # a token sees 8 on each side: the test sequences (50 tokens) are much longer
@@ -286,7 +284,7 @@ def test_wsd_schedule_is_a_trapezoid():
 
 
 def test_pack_sequences_fills_rows_and_matches_separate_runs(mlm_pair):
-    from minibert.batch import pack_sequences
+    from minibert.encoder import pack_sequences
 
     _, mine = mlm_pair
     g = torch.Generator().manual_seed(3)

@@ -4,7 +4,7 @@ import struct
 
 import pytest
 
-from minibert import multilingual as ml
+from minibert.text import multilingual as ml
 
 
 def write_mo(path, catalog: dict[str, str]) -> None:

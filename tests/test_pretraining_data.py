@@ -7,8 +7,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from minibert import data, hf
-from minibert.data import (
+from minibert import hf, pretrain, text
+from minibert.pretrain import (
     IGNORE_INDEX,
     NSP_IS_NEXT,
     NSP_RANDOM,
@@ -18,10 +18,9 @@ from minibert.data import (
     PretrainingStream,
     build_instances,
     mask_instances,
-    split_sentences,
     truncate_seq_pair,
 )
-from minibert.tokenization import BertTokenizer
+from minibert.text import BertTokenizer, split_sentences
 
 CLS, SEP = 101, 102
 
@@ -33,7 +32,7 @@ def tokenizer():
 
 @pytest.fixture(scope="module")
 def docs(tokenizer):
-    return data.pretraining_documents(tokenizer)[0][:40]
+    return pretrain.pretraining_documents(tokenizer)[0][:40]
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +72,7 @@ def test_split_sentences_keeps_abbreviations_initials_and_acronyms_together():
 
 
 def test_split_sentences_on_the_corpus_gives_sentence_sized_pieces():
-    paragraphs = data.wikipedia_lines("en")[:300]
+    paragraphs = text.wikipedia_lines("en")[:300]
     sentences = [s for p in paragraphs for s in split_sentences(p)]
     assert "".join(sentences).replace(" ", "") == "".join(paragraphs).replace(" ", "")  # nothing lost
     lengths = sorted(len(s.split()) for s in sentences)
@@ -308,10 +307,12 @@ def test_stream_resumes_exactly_from_its_state(tokenizer, real_instances):
 
 
 def test_make_pretraining_data_builds_train_and_heldout(tokenizer):
-    d = data.make_pretraining_data(tokenizer, batch_size=8, max_documents=20, max_eval_batches=2, eval_batch_size=16)
+    d = pretrain.make_pretraining_data(
+        tokenizer, batch_size=8, max_documents=20, max_eval_batches=2, eval_batch_size=16
+    )
     batch = next(d.train)
     assert batch["input_ids"].shape[0] == 8 and batch["input_ids"].shape[1] <= 128
     assert len(d.eval) == 2 and d.eval[0]["input_ids"].shape[0] == 16
-    train_titles = {a.title for a in data.split_articles(data.wikipedia("en"))[0]}
-    held_titles = {a.title for a in data.split_articles(data.wikipedia("en"))[1]}
+    train_titles = {a.title for a in pretrain.split_articles(text.wikipedia("en"))[0]}
+    held_titles = {a.title for a in pretrain.split_articles(text.wikipedia("en"))[1]}
     assert held_titles and not (train_titles & held_titles)

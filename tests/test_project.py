@@ -7,7 +7,7 @@ import tomllib
 import yaml
 from packaging.requirements import Requirement
 
-from minibert import exercises
+from minibert.course import exercises
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -7,18 +7,18 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from minibert.data import wikipedia_lines
 from minibert.hf import minilm_path
-from minibert.tokenization import (
+from minibert.text import (
     SPECIAL_TOKENS,
     BertTokenizer,
     basic_tokenize,
-    is_punctuation,
     normalize,
     train_wordpiece,
     truncate,
+    wikipedia_lines,
     wordpiece,
 )
+from minibert.text.wordpiece import is_punctuation
 
 tokenizers = pytest.importorskip("tokenizers")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -277,7 +277,7 @@ def test_the_plain_training_step_replays_the_fast_trainer(small_corpus, scoring)
     """pair_scores + merge_pair, one merge at a time, give the vocabulary train_wordpiece builds incrementally."""
     from collections import Counter
 
-    from minibert.tokenization import merge_pair, pair_scores, split_words
+    from minibert.text import merge_pair, pair_scores, split_words
 
     counts = Counter(w for line in small_corpus[:25] for w in basic_tokenize(line))
     fast = train_wordpiece(small_corpus[:25], 260, scoring=scoring)

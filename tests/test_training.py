@@ -11,11 +11,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from minibert import EncoderConfig, EncoderForPreTraining, data, hf
-from minibert.data import IGNORE_INDEX
+from minibert import EncoderConfig, EncoderForPreTraining, hf, pretrain
 from minibert.files import CheckpointError
-from minibert.tokenization import BertTokenizer
-from minibert.training import (
+from minibert.pretrain import (
+    IGNORE_INDEX,
     Phase,
     TrainConfig,
     Trainer,
@@ -29,6 +28,7 @@ from minibert.training import (
     pretraining_sums,
     token_counts,
 )
+from minibert.text import BertTokenizer
 
 TINY = dict(hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64, max_position_embeddings=64)
 
@@ -46,11 +46,11 @@ def tiny_data(tokenizer, batch_size=8, **kw):
     options = dict(batch_size=batch_size, max_seq_length=64, max_documents=8, max_eval_batches=1, eval_batch_size=16)
     key = json.dumps(options | kw, sort_keys=True)
     if key not in _DATA:
-        _DATA[key] = data.make_pretraining_data(tokenizer, **(options | kw))
+        _DATA[key] = pretrain.make_pretraining_data(tokenizer, **(options | kw))
     d = _DATA[key]
-    collator = data.PretrainingCollator(tokenizer.pad_token_id, d.masker)
-    stream = data.PretrainingStream(d.train.instances, d.train.batch_size, collator, d.train.seed)
-    return data.PretrainingData(stream, d.eval, d.masker, tokenizer)
+    collator = pretrain.PretrainingCollator(tokenizer.pad_token_id, d.masker)
+    stream = pretrain.PretrainingStream(d.train.instances, d.train.batch_size, collator, d.train.seed)
+    return pretrain.PretrainingData(stream, d.eval, d.masker, tokenizer)
 
 
 def tiny_model(tokenizer, seed=0, **overrides):
@@ -75,7 +75,7 @@ def test_loss_at_masked_positions_equals_scoring_every_position(tokenizer):
 
 def test_bias_from_token_counts_starts_at_the_unigram_loss(tokenizer):
     d = tiny_data(tokenizer)
-    docs = data.pretraining_documents(tokenizer)[0][:8]
+    docs = pretrain.pretraining_documents(tokenizer)[0][:8]
     counts = token_counts(docs, len(tokenizer))
     assert counts.sum() == sum(len(s) for doc in docs for s in doc)
     model = tiny_model(tokenizer)
@@ -242,14 +242,14 @@ def _free_port() -> int:
 WORKER = textwrap.dedent(
     """
     import json, sys, torch
-    from minibert import EncoderConfig, EncoderForPreTraining, data, hf
-    from minibert.tokenization import BertTokenizer
-    from minibert.training import Trainer, TrainConfig, init_distributed
+    from minibert import EncoderConfig, EncoderForPreTraining, hf, pretrain, text
+    from minibert.text import BertTokenizer
+    from minibert.pretrain import Trainer, TrainConfig, init_distributed
 
     rank, world, device = init_distributed()
     torch.set_num_threads(1)
     tok = BertTokenizer.from_pretrained(hf.minilm_path())
-    d = data.make_pretraining_data(tok, batch_size=8, max_seq_length=64, max_documents=8, max_eval_batches=2,
+    d = pretrain.make_pretraining_data(tok, batch_size=8, max_seq_length=64, max_documents=8, max_eval_batches=2,
                                    eval_batch_size=8)
     torch.manual_seed(0)
     config = EncoderConfig(vocab_size=len(tok), hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64,

@@ -14,8 +14,8 @@ import torch
 
 from minibert import viz
 from minibert.config import EncoderConfig
-from minibert.model import Encoder, EncoderForPreTraining
-from minibert.tokenization import BertTokenizer
+from minibert.encoder import Encoder, EncoderForPreTraining
+from minibert.text import BertTokenizer
 
 WORDS = "the cat sat on mat . it was tired dog ran".split()
 TEXT, PAIR = "The cat sat on the mat.", "It was tired."

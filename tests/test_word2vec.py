@@ -10,13 +10,11 @@ import pytest
 import torch
 from scipy import stats
 
-from minibert.files import CheckpointError
-from minibert.word2vec import (
+from minibert.embeddings import (
     KeyedVectors,
     Vocab,
     Word2Vec,
     Word2VecConfig,
-    _Buffers,
     contextual_vectors,
     cosine_matrix,
     draw_negatives,
@@ -32,6 +30,8 @@ from minibert.word2vec import (
     tokenize,
     train_word2vec,
 )
+from minibert.embeddings.word2vec import _Buffers
+from minibert.files import CheckpointError
 
 
 def test_tokenize_lowercases_words_and_keeps_inner_apostrophes_and_hyphens():
@@ -344,7 +344,7 @@ def test_save_and_load(tmp_path):
 def benchmark_vectors():
     """Vectors for most words of the three benchmarks, with some structure: rank correlations and analogies are
     far from zero, and some words are missing so out-of-vocabulary counting matters."""
-    from minibert.word2vec import benchmark_path
+    from minibert.embeddings import benchmark_path
 
     words: dict[str, None] = {}
     for name in ("wordsim353", "simlex999"):
@@ -380,7 +380,7 @@ def _gensim(kv: KeyedVectors):
 
 @pytest.mark.parametrize("name", ["wordsim353", "simlex999"])
 def test_word_pair_scores_equal_gensims(benchmark_vectors, name):
-    from minibert.word2vec import benchmark_path
+    from minibert.embeddings import benchmark_path
 
     ours = evaluate_word_pairs(benchmark_vectors, name)
     pearson, spearman, oov_ratio = _gensim(benchmark_vectors).evaluate_word_pairs(benchmark_path(name))
@@ -390,7 +390,7 @@ def test_word_pair_scores_equal_gensims(benchmark_vectors, name):
 
 
 def test_analogy_accuracy_equals_gensims(benchmark_vectors):
-    from minibert.word2vec import benchmark_path
+    from minibert.embeddings import benchmark_path
 
     ours = evaluate_analogies(benchmark_vectors)
     score, sections = _gensim(benchmark_vectors).evaluate_word_analogies(benchmark_path("analogies"))
@@ -441,9 +441,9 @@ def test_scalar_mix_is_a_softmax_weighted_sum():
 
 def test_contextual_vectors_of_a_word():
     from minibert.config import EncoderConfig
+    from minibert.encoder import Encoder
     from minibert.hf import minilm_path
-    from minibert.model import Encoder
-    from minibert.tokenization import BertTokenizer
+    from minibert.text import BertTokenizer
 
     torch.manual_seed(0)
     config = EncoderConfig(hidden_size=16, num_layers=2, num_heads=2, intermediate_size=32, max_position_embeddings=64)

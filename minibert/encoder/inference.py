@@ -1,9 +1,9 @@
 """The encoder's inference path: the same function as the teaching classes, with fewer trips through memory.
 
-:class:`minibert.model.Encoder` takes this path when nothing will be differentiated (no autograd, no autocast, eval
+:class:`minibert.encoder.Encoder` takes this path when nothing will be differentiated (no autograd, no autocast, eval
 mode, weights and activations of one dtype), its attention probabilities are not asked for and no forward hook
 watches its layers (hooks see the teaching classes run). It reads the same
-parameters as :class:`~minibert.layers.EncoderBlock` and gives the same outputs (tests/test_inference.py), and it is
+parameters as :class:`~minibert.encoder.EncoderBlock` and gives the same outputs (tests/test_inference.py), and it is
 kept apart so that the classes a learner reads stay as the papers write them. What it does differently, measured
 on a CPU (bert-base, batch 8, one thread):
 

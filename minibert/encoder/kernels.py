@@ -1,7 +1,7 @@
 """The kernels that compute attention fast, and the per-batch state they share.
 
-:func:`minibert.attention.attend` picks one of these for each layer; the result is the same softmax(q k^T / sqrt(d)) v
-in every case, only the work skipped differs:
+:func:`minibert.encoder.attend` picks one of these for each layer; the result is the same softmax(q k^T / sqrt(d)) v in
+every case, only the work skipped differs:
 
 - :func:`local_attention`: ModernBERT's sliding window in blocks, so a local layer costs length x window instead of
   length squared;

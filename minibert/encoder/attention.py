@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import EncoderConfig
+from ..config import EncoderConfig
 from .kernels import BatchState, local_attention, varlen_attention
 
 

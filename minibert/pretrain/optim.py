@@ -122,7 +122,7 @@ def weight_decay_groups(model: nn.Module, weight_decay: float) -> list[dict]:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# The same, in the shapes minibert.training.Trainer takes (optimizer_factory=..., schedule=...)
+# The same, in the shapes minibert.pretrain.Trainer takes (optimizer_factory=..., schedule=...)
 
 
 def stable_adamw(model: nn.Module, config) -> StableAdamW:

@@ -148,7 +148,7 @@ def parallel_corpus(
 def train_bytelevel_bpe(texts: Iterable[str], vocab_size: int, min_frequency: int = 2):
     """A byte-level BPE vocabulary (GPT-2's scheme, as in ModernBERT and EuroBERT) trained with ``tokenizers``.
 
-    :mod:`minibert.bpe` builds the same algorithm step by step; this is the fast trainer, for measurements.
+    :mod:`minibert.text.bpe` builds the same algorithm step by step; this is the fast trainer, for measurements.
     """
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 

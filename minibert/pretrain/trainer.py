@@ -1,7 +1,7 @@
 """Pretraining: the loss at masked positions, AdamW with warmup and decay, evaluation, checkpoints and exact resume,
 data-parallel training under ``torchrun``.
 
-The trainer takes any :class:`~minibert.model.EncoderForPreTraining` (its config decides whether there is a
+The trainer takes any :class:`~minibert.encoder.EncoderForPreTraining` (its config decides whether there is a
 next-sentence head), an optimizer factory and a learning-rate schedule, so other recipes (StableAdamW, a
 warmup-stable-decay schedule, several phases with different masking) plug in without changing this file.
 """
@@ -26,10 +26,14 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
-from .config import EncoderConfig
-from .data import IGNORE_INDEX, PretrainingStream
-from .files import CheckpointError, atomic_write, load_weights, save_safetensors
-from .model import EncoderForPreTraining
+from ..config import EncoderConfig
+from ..encoder.model import EncoderForPreTraining
+from ..files import CheckpointError, atomic_write, load_weights, save_safetensors
+from ..hf import from_pretrained, load_into, save_pretrained
+from ..runtime import get_device
+from ..text.wordpiece import BertTokenizer
+from .data import PretrainingStream
+from .masking import IGNORE_INDEX
 
 # ---------------------------------------------------------------------------------------------------------------
 # The loss
@@ -232,8 +236,6 @@ def init_distributed() -> tuple[int, int, torch.device]:
     if torch.cuda.is_available():
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
     else:
-        from .runtime import get_device
-
         device = get_device()
     return rank, world, device
 
@@ -252,7 +254,7 @@ def _barrier() -> None:
 
 
 class Trainer:
-    """Pretrain an :class:`EncoderForPreTraining` on a :class:`~minibert.data.PretrainingStream` (or phases).
+    """Pretrain an :class:`EncoderForPreTraining` on a :class:`~minibert.pretrain.PretrainingStream` (or phases).
 
     Each optimizer step takes one global batch from the stream; under ``torchrun`` every rank builds the same
     global batch and trains on its slice, split into micro-batches of ``micro_batch_size`` (gradient accumulation).
@@ -274,8 +276,6 @@ class Trainer:
         self.config = config = config or TrainConfig()
         self.rank, self.world = _world()
         if device is None:
-            from .runtime import get_device
-
             device = get_device()
         self.device = torch.device(device)
         if self.device.type == "cuda" and self.device.index is None:
@@ -575,8 +575,6 @@ class Trainer:
         for name in ("model.safetensors", "trainer_state.pt"):
             if not (folder / name).is_file():
                 raise CheckpointError(f"{folder} has no {name}: not a complete minibert training checkpoint")
-        from .hf import load_into
-
         load_into(self.model, load_weights(folder / "model.safetensors"))
         try:
             state = torch.load(folder / "trainer_state.pt", map_location="cpu", weights_only=True)
@@ -642,9 +640,6 @@ def save_model(model: EncoderForPreTraining, folder: str | os.PathLike, tokenize
 
 def load_pretrained(folder: str | os.PathLike, device: torch.device | str = "cpu"):
     """(model, tokenizer) from a minibert checkpoint or an exported Hugging Face BERT folder."""
-    from .hf import from_pretrained, load_into
-    from .tokenization import BertTokenizer
-
     folder = Path(folder)
     if not (folder / "config.json").is_file():
         latest = latest_checkpoint(folder)  # a training output folder: take its newest checkpoint
@@ -671,8 +666,6 @@ def load_pretrained(folder: str | os.PathLike, device: torch.device | str = "cpu
 def export_hf(checkpoint: str | os.PathLike, out: str | os.PathLike) -> Path:
     """Write a checkpoint as a transformers BertForPreTraining folder with its tokenizer (vocab.txt and
     tokenizer_config.json), so ``transformers.pipeline("fill-mask", model=out)`` runs on it."""
-    from .hf import save_pretrained
-
     model, tokenizer = load_pretrained(checkpoint)
     out = save_pretrained(model, out)
     tokenizer.save(out)

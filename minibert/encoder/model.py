@@ -8,9 +8,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ..config import EncoderConfig
 from . import inference
 from .batch import padded_state, positions_in_documents, unpad_batch
-from .config import EncoderConfig
 from .layers import ACTIVATIONS, Embeddings, EncoderBlock, make_norm
 
 

@@ -6,8 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..config import EncoderConfig
 from .attention import MultiHeadAttention
-from .config import EncoderConfig
 from .kernels import BatchState
 
 ACTIVATIONS = {

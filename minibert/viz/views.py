@@ -20,215 +20,18 @@ import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 
 import torch
 from torch import nn
 
-# ---------------------------------------------------------------------------------------------------------------
-# The part of d3 (v5) and jQuery that bertviz's head_view.js and model_view.js call, and require.js's two entry
-# points, so their drawing code runs without any library. Selections keep d3's grouping (one group per parent)
-# because bertviz's callbacks rely on the index inside the group and on data inherited from the parent.
 
-_SHIM_JS = r"""
-(function (global) {
-  "use strict";
-  const SVG_NS = "http://www.w3.org/2000/svg";
+def _shim_js() -> str:
+    """The part of d3 (v5) and jQuery that bertviz's drawing code calls, and require.js's two entry points
+    (``shim.js`` beside this file), so bertviz's views draw without any library."""
+    return resources.files(__package__).joinpath("shim.js").read_text(encoding="utf-8")
 
-  function Selection(groups, parents) { this._groups = groups; this._parents = parents; }
-  function EnterSelection(groups, parents) { this._groups = groups; this._parents = parents; }
-
-  function make(parent, name) {
-    let ns = parent.namespaceURI === SVG_NS ? SVG_NS : null;
-    if (name.startsWith("svg:")) { ns = SVG_NS; name = name.slice(4); }
-    if (name === "svg") ns = SVG_NS;
-    return ns ? document.createElementNS(ns, name) : document.createElement(name);
-  }
-  function value(v, node, i, group) { return typeof v === "function" ? v.call(node, node.__data__, i, group) : v; }
-
-  Selection.prototype = {
-    each(fn) {
-      this._groups.forEach(g => g.forEach((node, i) => { if (node) fn.call(node, node.__data__, i, g); }));
-      return this;
-    },
-    node() { for (const g of this._groups) for (const n of g) if (n) return n; return null; },
-    empty() { return this.node() === null; },
-    select(sel) {
-      const groups = this._groups.map(g => g.map(node => {
-        if (!node) return null;
-        const sub = typeof sel === "function" ? sel.call(node) : node.querySelector(sel);
-        if (sub && "__data__" in node) sub.__data__ = node.__data__;
-        return sub;
-      }));
-      return new Selection(groups, this._parents);
-    },
-    selectAll(sel) {
-      const groups = [], parents = [];
-      this.each(function () { groups.push(Array.from(this.querySelectorAll(sel))); parents.push(this); });
-      return new Selection(groups, parents);
-    },
-    attr(name, v) {
-      if (arguments.length < 2) { const n = this.node(); return n && n.getAttribute(name); }
-      return this.each(function (d, i, g) {
-        const x = value(v, this, i, g);
-        if (x == null) this.removeAttribute(name); else this.setAttribute(name, String(x));
-      });
-    },
-    style(name, v) {
-      return this.each(function (d, i, g) {
-        const x = value(v, this, i, g);
-        if (x == null) this.style.removeProperty(name); else this.style.setProperty(name, String(x));
-      });
-    },
-    classed(names, v) {
-      return this.each(function (d, i, g) {
-        const on = value(v, this, i, g);
-        names.split(/\s+/).filter(Boolean).forEach(c => this.classList.toggle(c, !!on));
-      });
-    },
-    text(v) {
-      return this.each(function (d, i, g) { const x = value(v, this, i, g); this.textContent = x == null ? "" : x; });
-    },
-    append(name) {
-      const groups = this._groups.map(g => g.map(node => {
-        if (!node) return null;
-        const child = node.appendChild(make(node, name));
-        if ("__data__" in node) child.__data__ = node.__data__;
-        return child;
-      }));
-      return new Selection(groups, this._parents);
-    },
-    remove() { return this.each(function () { if (this.parentNode) this.parentNode.removeChild(this); }); },
-    data(values) {
-      const update = [], enter = [];
-      this._groups.forEach((g, j) => {
-        const parent = this._parents[j];
-        const data = typeof values === "function" ? values.call(parent, parent.__data__, j, this._parents) : values;
-        const u = new Array(data.length).fill(null), e = new Array(data.length).fill(null);
-        data.forEach((d, i) => {
-          if (i < g.length && g[i]) { g[i].__data__ = d; u[i] = g[i]; } else { e[i] = { __data__: d }; }
-        });
-        update.push(u); enter.push(e);
-      });
-      const sel = new Selection(update, this._parents);
-      sel._enter = new EnterSelection(enter, this._parents);
-      return sel;
-    },
-    enter() { return this._enter || new EnterSelection(this._groups.map(g => g.map(() => null)), this._parents); },
-    on(type, listener) {
-      return this.each(function (d, i, g) {
-        const key = "__on_" + type;
-        if (this[key]) this.removeEventListener(type, this[key]);
-        const node = this;
-        this[key] = function () { listener.call(node, node.__data__, i, g); };
-        this.addEventListener(type, this[key]);
-      });
-    },
-  };
-  EnterSelection.prototype.append = function (name) {
-    const groups = this._groups.map((g, j) => g.map(ph => {
-      if (!ph) return null;
-      const child = this._parents[j].appendChild(make(this._parents[j], name));
-      child.__data__ = ph.__data__;
-      return child;
-    }));
-    return new Selection(groups, this._parents);
-  };
-
-  const root = document.documentElement;
-  function hexToRgb(c) {
-    const probe = document.createElement("span");
-    probe.style.color = c;
-    root.appendChild(probe);
-    const m = getComputedStyle(probe).color.match(/\d+(\.\d+)?/g).map(Number);
-    root.removeChild(probe);
-    return m.slice(0, 3).map(x => x / 255);
-  }
-  function Hsl(h, s, l) { this.h = h; this.s = s; this.l = l; }
-  Hsl.prototype.toString = function () {  // HSL -> "rgb(r, g, b)"
-    const s = Math.min(1, Math.max(0, this.s)), l = Math.min(1, Math.max(0, this.l)), h = ((this.h % 360) + 360) % 360;
-    const a = s * Math.min(l, 1 - l);
-    const f = n => { const k = (n + h / 30) % 12; return l - a * Math.max(-1, Math.min(k - 3, 9 - k, 1)); };
-    return "rgb(" + [f(0), f(8), f(4)].map(x => Math.round(x * 255)).join(", ") + ")";
-  };
-
-  const d3 = {
-    version: "minibert",
-    select(sel) {
-      const node = typeof sel === "string" ? document.querySelector(sel) : sel;
-      return new Selection([[node]], [root]);
-    },
-    selectAll(sel) { return new Selection([Array.from(document.querySelectorAll(sel))], [root]); },
-    schemeCategory10: ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
-                       "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"],
-    scaleOrdinal(range) {  // implicit domain: values get colours in the order they are first seen
-      const index = new Map();
-      return function (x) {
-        const key = String(x);
-        if (!index.has(key)) index.set(key, index.size);
-        return range[index.get(key) % range.length];
-      };
-    },
-    hsl(color) {
-      const [r, g, b] = hexToRgb(String(color));
-      const max = Math.max(r, g, b), min = Math.min(r, g, b), l = (max + min) / 2, d = max - min;
-      let h = 0, s = 0;
-      if (d) {
-        s = l < 0.5 ? d / (max + min) : d / (2 - max - min);
-        h = max === r ? (g - b) / d + (g < b ? 6 : 0) : max === g ? (b - r) / d + 2 : (r - g) / d + 4;
-        h *= 60;
-      }
-      return new Hsl(h, s, l);
-    },
-  };
-
-  function JQ(nodes) { this.nodes = nodes; this.length = nodes.length; }
-  function $(x) {
-    if (x instanceof JQ) return x;
-    if (typeof x === "string" && x.trim().startsWith("<")) {
-      return new JQ([document.createElement(x.trim().match(/^<\s*([\w-]+)/)[1])]);
-    }
-    return new JQ(typeof x === "string" ? Array.from(document.querySelectorAll(x)) : [x]);
-  }
-  JQ.prototype = {
-    each(fn) { this.nodes.forEach(fn); return this; },
-    append(child) {
-      const kids = child instanceof JQ ? child.nodes
-        : [typeof child === "string" ? document.createTextNode(child) : child];
-      return this.each(n => kids.forEach(k => n.appendChild(k)));
-    },
-    empty() { return this.each(n => { while (n.firstChild) n.removeChild(n.firstChild); }); },
-    val(v) {
-      if (v === undefined) return this.nodes.length ? this.nodes[0].value : undefined;
-      return this.each(n => { n.value = v; });
-    },
-    text(t) {
-      if (t === undefined) return this.nodes.map(n => n.textContent).join("");
-      return this.each(n => { n.textContent = t; });
-    },
-    attr(name, v) {
-      if (v === undefined) return this.nodes.length ? this.nodes[0].getAttribute(name) : undefined;
-      return this.each(n => n.setAttribute(name, v));
-    },
-    on(type, fn) { return this.each(n => n.addEventListener(type, fn)); },
-    change() { return this.each(n => n.dispatchEvent(new Event("change"))); },
-  };
-
-  const modules = { d3: d3, jquery: $ };
-  global.require = { config: function () {} };
-  global.requirejs = function (deps, callback) {
-    try {
-      callback.apply(null, deps.map(name => modules[name]));
-    } catch (err) {
-      const p = document.createElement("pre");
-      p.className = "minibert-error";
-      p.textContent = "attention view failed: " + err;
-      document.body.appendChild(p);
-      throw err;
-    }
-  };
-})(window);
-"""
 
 _PAGE = """<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>{title}</title>
@@ -424,7 +227,7 @@ def _page(body: str, scripts: Sequence[str], title: str, dark: bool = False) -> 
         background="black" if dark else "white",
         color="#ccc" if dark else "black",
         body=body,
-        shim=_SHIM_JS,
+        shim=_shim_js(),
         scripts="\n".join(f"<script>\n{s}\n</script>" for s in scripts),
     )
 
@@ -554,7 +357,7 @@ def _page_parts(page: str) -> tuple[str, str]:
 
 
 def _encoder_of(model: nn.Module) -> nn.Module | None:
-    from .model import Encoder
+    from ..encoder.model import Encoder
 
     if isinstance(model, Encoder):
         return model
@@ -628,109 +431,3 @@ def attention_views(
     attn = model_attentions(model, batch)
     data = prepare(attn, tokens, b_start, layers, heads, max_tokens, max_values)
     return AttentionViews(data, decimals)
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Static pictures (they show on GitHub and in PDFs too) and head patterns
-
-
-def plot_attention(probs: torch.Tensor, tokens: Sequence[str], ax=None, title: str | None = None, cmap: str = "Blues"):
-    """One head's (T, T) probabilities as a heatmap: rows are queries (who looks), columns keys (looked at)."""
-    import matplotlib.pyplot as plt
-
-    probs = probs.detach().float().cpu()
-    if probs.dim() != 2 or probs.shape != (len(tokens), len(tokens)):
-        raise ValueError(
-            f"expected ({len(tokens)}, {len(tokens)}) probabilities for {len(tokens)} tokens, got {tuple(probs.shape)}"
-        )
-    if ax is None:
-        _, ax = plt.subplots(figsize=(0.3 * len(tokens) + 2, 0.3 * len(tokens) + 1.5))
-    ax.imshow(probs.numpy(), cmap=cmap, vmin=0, vmax=1)
-    ax.set_xticks(range(len(tokens)), tokens, rotation=90, fontsize=8)
-    ax.set_yticks(range(len(tokens)), tokens, fontsize=8)
-    ax.set_xlabel("key (attended to)")
-    ax.set_ylabel("query (attending)")
-    if title:
-        ax.set_title(title)
-    return ax
-
-
-def attention_grid(
-    attentions: Sequence[torch.Tensor] | torch.Tensor,
-    tokens: Sequence[str],
-    layers: Sequence[int] | None = None,
-    heads: Sequence[int] | None = None,
-    max_tokens: int = 32,
-    cell: float = 1.3,
-    cmap: str = "Blues",
-):
-    """A matplotlib grid of heatmaps, one row per layer and one column per head; returns the figure.
-
-    Token labels are drawn on the bottom-left heatmap only, so the grid stays readable.
-    """
-    import matplotlib.pyplot as plt
-
-    data = prepare(attentions, tokens, None, layers, heads, max_tokens=max_tokens, max_values=10**9)
-    L, H = len(data.layers), len(data.heads)
-    fig, axes = plt.subplots(L, H, figsize=(cell * H + 1.5, cell * L + 1.5), squeeze=False)
-    T = len(data.tokens)
-    fontsize = max(3, min(7, int(150 / max(T, 1))))
-    for r in range(L):
-        for c in range(H):
-            ax = axes[r][c]
-            ax.imshow(data.attentions[r, c].numpy(), cmap=cmap, vmin=0, vmax=1, interpolation="nearest")
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if r == 0:
-                ax.set_title(f"head {data.heads[c]}", fontsize=8)
-            if c == 0:
-                ax.set_ylabel(f"layer {data.layers[r]}", fontsize=8)
-    corner = axes[L - 1][0]  # queries down the side, keys along the bottom
-    corner.set_yticks(range(T), data.tokens, fontsize=fontsize)
-    corner.set_xticks(range(T), data.tokens, rotation=90, fontsize=fontsize)
-    if data.notes:
-        fig.suptitle("Showing " + data.note, fontsize=8)
-    fig.tight_layout()
-    return fig
-
-
-PATTERNS = ("[CLS]", "[SEP]", "previous", "self", "next", "same word")
-
-
-def head_patterns(attentions: Sequence[torch.Tensor] | torch.Tensor, tokens: Sequence[str]) -> dict[str, torch.Tensor]:
-    """How much each head (L, H) attends, on average over the queries, to a few simple targets.
-
-    ``[CLS]``/``[SEP]``: total probability on those tokens; ``previous``/``self``/``next``: on the token at offset
-    -1/0/+1; ``same word``: on the other occurrences of the query's own token (over queries whose token repeats;
-    zero when none does). Clark et al. (2019), "What does BERT look at?", found heads of each kind in BERT.
-    """
-    attn = _as_tensor(attentions)  # (L, H, T, T)
-    T = attn.size(-1)
-    if len(tokens) != T:
-        raise ValueError(f"{len(tokens)} tokens for attention over {T} positions")
-    toks = list(tokens)
-    out: dict[str, torch.Tensor] = {}
-    for special in ("[CLS]", "[SEP]"):
-        cols = torch.tensor([t == special for t in toks])
-        out[special] = attn[..., cols].sum(-1).mean(-1)  # (L, H)
-    idx = torch.arange(T)
-    out["previous"] = attn[..., idx[1:], idx[1:] - 1].mean(-1) if T > 1 else attn.new_zeros(attn.shape[:2])
-    out["self"] = attn[..., idx, idx].mean(-1)
-    out["next"] = attn[..., idx[:-1], idx[:-1] + 1].mean(-1) if T > 1 else attn.new_zeros(attn.shape[:2])
-    same = torch.tensor([[a == b and i != j for j, b in enumerate(toks)] for i, a in enumerate(toks)])  # (T, T)
-    rows = same.any(-1)
-    if rows.any():
-        out["same word"] = (attn * same).sum(-1)[..., rows].mean(-1)
-    else:
-        out["same word"] = attn.new_zeros(attn.shape[:2])
-    return out
-
-
-def top_heads(patterns: dict[str, torch.Tensor], k: int = 3) -> dict[str, list[tuple[int, int, float]]]:
-    """The k (layer, head, score) with the highest score for each pattern of :func:`head_patterns`."""
-    result = {}
-    for name, scores in patterns.items():
-        H = scores.size(1)
-        vals, flat = scores.flatten().topk(min(k, scores.numel()))
-        result[name] = [(int(i) // H, int(i) % H, round(float(v), 3)) for v, i in zip(vals, flat)]
-    return result

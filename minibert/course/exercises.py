@@ -2,7 +2,7 @@
 
 Every region between ``### BEGIN SOLUTION`` and ``### END SOLUTION`` in a code cell of ``solutions/NN_*.ipynb``
 becomes ``raise NotImplementedError(...)`` naming the exercise, at the region's indentation. Outputs are
-cleared, so learners see a fresh notebook. ``python -m minibert.exercises --check`` fails when ``exercises/`` is
+cleared, so learners see a fresh notebook. ``python -m minibert.course.exercises --check`` fails when ``exercises/`` is
 out of date.
 """
 
@@ -96,7 +96,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     stale = generate(args.root, check=args.check)
     if args.check and stale:
-        print(f"exercises/ is out of date for: {', '.join(stale)}\nrun: python -m minibert.exercises", file=sys.stderr)
+        stale_list = ", ".join(stale)
+        print(f"exercises/ is out of date for: {stale_list}\nrun: minibert exercises", file=sys.stderr)
         return 1
     print(("regenerated: " + ", ".join(stale)) if stale else "exercises/ is up to date")
     return 0
