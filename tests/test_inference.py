@@ -4,8 +4,7 @@ import pytest
 import torch
 
 from minibert import preset
-from minibert.encoder import inference
-from minibert.encoder import Encoder, padded_state
+from minibert.encoder import Encoder, inference, padded_state
 
 CONFIGS = {
     "bert gelu": preset("bert-tiny", vocab_size=101),
