@@ -4,10 +4,10 @@ from .config import PRESETS, EncoderConfig, preset
 from .encoder import (
     Encoder,
     EncoderForPreTraining,
-    EncoderForSequenceClassification,
     EncoderOutput,
     PreTrainingOutput,
 )
+from .finetune import EncoderForSequenceClassification
 from .runtime import by_profile, get_device, profile, seed_everything
 
 __version__ = "0.1.0"

@@ -108,7 +108,7 @@ def test_full_finetuning_learns_a_separable_toy_set(pooling):
     torch.manual_seed(0)
     data = toy_data(160)
     train, val, test = data.subset(range(96)), data.subset(range(96, 128)), data.subset(range(128, 160))
-    model = ft.SequenceClassifier(Encoder(TINY), num_labels=2, pooling=pooling)
+    model = EncoderForSequenceClassification(Encoder(TINY), num_labels=2, pooling=pooling)
     assert ft.set_trainable(model, "full") == sum(p.numel() for p in model.parameters())
     cfg = ft.FinetuneConfig(epochs=30, lr=2e-3, head_lr=2e-3, batch_size=8, patience=6)
     before = ft.evaluate(model, test)["accuracy"]
@@ -124,7 +124,7 @@ def test_full_finetuning_learns_a_separable_toy_set(pooling):
 def test_probe_trains_only_the_head_and_early_stopping_stops():
     torch.manual_seed(0)
     data = toy_data(64)
-    model = ft.SequenceClassifier(Encoder(TINY), pooling="mean")
+    model = EncoderForSequenceClassification(Encoder(TINY), pooling="mean")
     n = ft.set_trainable(model, "probe")
     assert n == 32 * 2 + 2
     frozen = {k: v.clone() for k, v in model.encoder.state_dict().items()}
@@ -137,7 +137,7 @@ def test_probe_trains_only_the_head_and_early_stopping_stops():
 
 
 def test_set_trainable_top_blocks_and_embeddings():
-    model = ft.SequenceClassifier(Encoder(TINY))
+    model = EncoderForSequenceClassification(Encoder(TINY), pooling="cls")
     n_top = ft.set_trainable(model, 1)
     block = sum(p.numel() for p in model.encoder.layers[1].parameters())
     assert n_top == block + 32 * 2 + 2
@@ -152,15 +152,18 @@ def test_set_trainable_top_blocks_and_embeddings():
         ft.set_trainable(model, 3)
 
 
-def test_pooler_head_equals_encoder_for_sequence_classification():
+def test_the_classifier_is_berts_head_by_default():
     torch.manual_seed(0)
-    ref = EncoderForSequenceClassification(TINY, num_labels=3).eval()
-    mine = ft.SequenceClassifier(Encoder(TINY), num_labels=3, pooling="pooler").eval()
-    mine.load_state_dict(ref.state_dict())
+    model = EncoderForSequenceClassification(TINY, num_labels=3).eval()
+    assert model.pooling == "pooler"
     data = toy_data(6)
     b = data.batch(range(6))
-    assert torch.allclose(mine(**b), ref(**b), atol=1e-6)
-    assert torch.allclose(ft.predict(mine, data), ref(**b), atol=1e-5)  # predict undoes its length sorting
+    out = model.encoder(**b)
+    by_hand = model.classifier(out.pooler_output)  # dropout is off in eval mode
+    assert torch.allclose(model(**b), by_hand, atol=1e-6)
+    assert torch.allclose(ft.predict(model, data), by_hand, atol=1e-5)  # predict undoes its length sorting
+    no_pooler = EncoderForSequenceClassification(TINY.replace(pooler=False, nsp=False))
+    assert no_pooler.pooling == "cls"  # ModernBERT and EuroBERT have no pooler: the [CLS] vector
 
 
 def test_finetune_fold_and_cross_validate_on_the_toy_set():
@@ -168,7 +171,7 @@ def test_finetune_fold_and_cross_validate_on_the_toy_set():
     data = toy_data(120)
     folds = ft.kfold(len(data), 3, labels=data.labels, seed=0)
     cfg = ft.FinetuneConfig(epochs=30, lr=2e-3, head_lr=2e-3, batch_size=8, patience=6)
-    make = lambda: ft.SequenceClassifier(Encoder(TINY), pooling="mean")
+    make = lambda: EncoderForSequenceClassification(Encoder(TINY), pooling="mean")
     cv = ft.cross_validate(lambda tr, te: ft.finetune_fold(make, data, tr, te, cfg), data.labels, folds)
     assert len(cv.accuracy) == 3 and min(cv.accuracy) >= 0.9, cv.accuracy
     assert all(1 <= e["best_epoch"] <= e["epochs"] for e in cv.extra)
@@ -177,7 +180,7 @@ def test_finetune_fold_and_cross_validate_on_the_toy_set():
 
 def test_bad_training_input_is_refused():
     data = toy_data(8)
-    model = ft.SequenceClassifier(Encoder(TINY))
+    model = EncoderForSequenceClassification(Encoder(TINY))
     with pytest.raises(ValueError, match="labels must lie in 0..1"):
         ft.fit_classifier(model, ft.Encoded(data.input_ids, data.attention_mask, labels=torch.arange(8)))
     with pytest.raises(ValueError, match="no labels"):

@@ -11,7 +11,7 @@ from transformers import ModernBertConfig, ModernBertForMaskedLM, ModernBertMode
 from minibert import EncoderForPreTraining, hf, preset
 from minibert.config import pad_vocab_size
 from minibert.encoder import Encoder, local_attention, sliding_window_mask, varlen_attention
-from minibert.pretrain import StableAdamW, weight_decay_groups, wsd_factor, wsd_schedule
+from minibert.pretrain import StableAdamW, lr_scheduler, param_groups, wsd, wsd_factor
 
 TOL = 1e-4
 WINDOW = 16  # a token sees 8 on each side: the test sequences (50 tokens) are much longer
@@ -267,14 +267,14 @@ def test_stable_adamw_is_adamw_without_clipping_and_clips_spikes():
 
 
 def test_wsd_schedule_is_a_trapezoid():
-    f = [wsd_factor(s, 100, 10, 20) for s in range(100)]
-    assert f[0] == pytest.approx(0.1) and f[9] == 1.0
-    assert all(x == 1.0 for x in f[10:80])
-    assert f[99] == 0.0 and all(a > b for a, b in zip(f[80:], f[81:]))
+    f = [wsd_factor(s, 100, 10, 20) for s in range(101)]
+    assert f[0] == pytest.approx(1 / 11) and f[9] == pytest.approx(10 / 11) and f[10] == 1.0
+    assert all(x == 1.0 for x in f[10:81])
+    assert f[99] == pytest.approx(1 / 20) and f[100] == 0.0 and all(a > b for a, b in zip(f[80:], f[81:]))
     assert wsd_factor(90, 100, 10, 20, shape="1-sqrt") < wsd_factor(90, 100, 10, 20)
-    opt = StableAdamW(weight_decay_groups(torch.nn.Linear(2, 2), 0.01), lr=1.0)
-    sched = wsd_schedule(opt, 100, warmup_steps=0.1, decay_steps=0.2)
-    assert opt.param_groups[0]["lr"] == pytest.approx(0.1)
+    opt = StableAdamW(param_groups(torch.nn.Linear(2, 2), 0.01, decay_embeddings=False), lr=1.0)
+    sched = lr_scheduler(opt, wsd(warmup=0.1, decay=0.2), 100)
+    assert opt.param_groups[0]["lr"] == pytest.approx(1 / 11)
     for _ in range(50):
         opt.step()
         sched.step()

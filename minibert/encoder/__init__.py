@@ -4,7 +4,7 @@
 - ``kernels.py``    the kernels that compute attention fast (SDPA, local blocks, unpadded streams); the batch state
 - ``batch.py``      padding, unpadding and packing: how sequences of different lengths reach the layers (10)
 - ``layers.py``     norms, the feed-forward network, embeddings, the encoder block (05, 10, 11)
-- ``model.py``      the encoder and its heads: pretraining (MLM, NSP), sequence classification (05)
+- ``model.py``      the encoder and its pretraining heads (MLM, NSP) (05)
 - ``inference.py``  the encoder's inference path: the same function with fewer trips through memory
 """
 
@@ -25,7 +25,6 @@ from .layers import ACTIVATIONS, MLP, Embeddings, EncoderBlock, RMSNorm, make_no
 from .model import (
     Encoder,
     EncoderForPreTraining,
-    EncoderForSequenceClassification,
     EncoderOutput,
     MLMHead,
     Pooler,

@@ -1,4 +1,7 @@
-"""The encoder and its heads: one model for BERT, ModernBERT and EuroBERT, shaped by :class:`EncoderConfig`."""
+"""The encoder and its pretraining heads: one model for BERT, ModernBERT and EuroBERT, shaped by :class:`EncoderConfig`.
+
+The classification head is chapter 08's: :class:`minibert.finetune.EncoderForSequenceClassification`.
+"""
 
 from __future__ import annotations
 
@@ -234,28 +237,6 @@ class EncoderForPreTraining(nn.Module):
             pooled = out.pooler_output if out.pooler_output is not None else out.last_hidden_state[:, 0]
             nsp = self.nsp_head(pooled)
         return PreTrainingOutput(mlm_logits=self.mlm_head(h), nsp_logits=nsp, encoder=out)
-
-
-class EncoderForSequenceClassification(nn.Module):
-    """A linear classifier on the pooled output (BERT) or on the [CLS] vector (models without a pooler)."""
-
-    def __init__(self, config: EncoderConfig, num_labels: int = 2) -> None:
-        super().__init__()
-        self.config = config
-        self.encoder = Encoder(config)
-        self.dropout = nn.Dropout(config.hidden_dropout)
-        self.classifier = nn.Linear(config.hidden_size, num_labels)
-        init_weights(self.classifier, config)
-
-    def forward(
-        self,
-        input_ids: torch.Tensor,
-        attention_mask: torch.Tensor | None = None,
-        token_type_ids: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        out = self.encoder(input_ids, attention_mask, token_type_ids)
-        pooled = out.pooler_output if out.pooler_output is not None else out.last_hidden_state[:, 0]
-        return self.classifier(self.dropout(pooled))  # (B, num_labels)
 
 
 def init_weights(module: nn.Module, config: EncoderConfig) -> None:

@@ -20,9 +20,9 @@ into an :class:`Encoded` batch with the tokenizer API of :mod:`minibert.text`.
 
 from .classifier import (
     FREEZE_MODES,
+    EncoderForSequenceClassification,
     FinetuneConfig,
     FitResult,
-    SequenceClassifier,
     encoder_frozen,
     evaluate,
     fit_classifier,

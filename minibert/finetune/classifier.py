@@ -10,20 +10,33 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..encoder.model import Encoder
+from ..config import EncoderConfig
+from ..encoder.model import Encoder, init_weights
+from ..pretrain.optim import can_fuse, linear_warmup_decay, lr_scheduler, param_groups
 from .data import Encoded, length_batches, shuffled_batches
 from .metrics import accuracy, f1_score
 from .pooling import _check_strategy, needs_hidden_states, pool
 
 
-class SequenceClassifier(nn.Module):
-    """An encoder, a pooling strategy and a linear layer: logits for one text or a text pair.
+class EncoderForSequenceClassification(nn.Module):
+    """An encoder, a pooling and a linear layer: logits for one text or a text pair.
 
-    With ``pooling="pooler"`` it computes what :class:`minibert.encoder.EncoderForSequenceClassification` computes.
+    By default BERT's sentence classifier: dropout and a linear layer on the pooled output, tanh(W h_[CLS] + b), or
+    on the [CLS] vector where the encoder has no pooler (ModernBERT, EuroBERT). Any pooling of :data:`POOLINGS`
+    works too (``pooling="mean"`` is what sentence embeddings use). Give an :class:`Encoder` (pretrained weights)
+    or a config (a fresh one); the parameter names are transformers' ``BertForSequenceClassification``'s.
     """
 
-    def __init__(self, encoder: Encoder, num_labels: int = 2, pooling: str = "cls", dropout: float | None = None):
+    def __init__(
+        self,
+        encoder: Encoder | EncoderConfig,
+        num_labels: int = 2,
+        pooling: str | None = None,  # None: the pooler when there is one, else [CLS]
+        dropout: float | None = None,  # None: the config's hidden_dropout
+    ) -> None:
         super().__init__()
+        encoder = encoder if isinstance(encoder, Encoder) else Encoder(encoder)
+        pooling = pooling or ("pooler" if encoder.pooler is not None else "cls")
         _check_strategy(pooling)
         if num_labels < 2:
             raise ValueError(f"num_labels must be at least 2, got {num_labels}")
@@ -31,8 +44,7 @@ class SequenceClassifier(nn.Module):
         self.config = encoder.config
         self.dropout = nn.Dropout(encoder.config.hidden_dropout if dropout is None else dropout)
         self.classifier = nn.Linear(encoder.config.hidden_size, num_labels)
-        nn.init.normal_(self.classifier.weight, std=encoder.config.initializer_range)
-        nn.init.zeros_(self.classifier.bias)
+        init_weights(self.classifier, encoder.config)
 
     def forward(
         self,
@@ -56,7 +68,9 @@ class SequenceClassifier(nn.Module):
 FREEZE_MODES = ("probe", "full")
 
 
-def set_trainable(model: SequenceClassifier, mode: str | int = "full", freeze_embeddings: bool = False) -> int:
+def set_trainable(
+    model: EncoderForSequenceClassification, mode: str | int = "full", freeze_embeddings: bool = False
+) -> int:
     """What fine-tuning updates: 'probe' (the head only), 'full' (everything), or an int n (the head and the top n
     blocks). ``freeze_embeddings`` keeps the embedding tables fixed in any mode: on a few hundred texts they would
     barely move, yet the token table is half of a small BERT's parameters, so freezing it halves the optimizer's work
@@ -81,7 +95,7 @@ def set_trainable(model: SequenceClassifier, mode: str | int = "full", freeze_em
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-def encoder_frozen(model: SequenceClassifier) -> bool:
+def encoder_frozen(model: EncoderForSequenceClassification) -> bool:
     return not any(p.requires_grad for p in model.encoder.parameters())
 
 
@@ -107,29 +121,6 @@ class FitResult:
     history: list[dict] = field(default_factory=list)  # per epoch: train_loss, and val_loss, val_accuracy
     best_epoch: int = 0  # 1-based; the weights of this epoch are the model's at the end
     stopped_early: bool = False
-
-
-def _optimizer(model: nn.Module, config: FinetuneConfig) -> torch.optim.Optimizer:
-    head_ids = {id(p) for p in model.head_parameters()} if hasattr(model, "head_parameters") else set()
-    groups: dict[tuple[float, float], list[nn.Parameter]] = {}
-    for p in model.parameters():
-        if not p.requires_grad:
-            continue
-        lr = config.head_lr if id(p) in head_ids else config.lr
-        wd = config.weight_decay if p.dim() >= 2 else 0.0
-        groups.setdefault((lr, wd), []).append(p)
-    if not groups:
-        raise ValueError("nothing to train: every parameter is frozen (see set_trainable)")
-    device = next(iter(groups.values()))[0].device
-    fused = device.type in ("cpu", "cuda")  # one kernel for all parameters: 4x faster than the loop on a CPU
-    return torch.optim.AdamW(
-        [{"params": ps, "lr": lr, "weight_decay": wd} for (lr, wd), ps in groups.items()], fused=fused
-    )
-
-
-def _warmup_linear(total: int, warmup: float) -> Callable[[int], float]:
-    w = max(1, int(round(total * warmup)))
-    return lambda step: min((step + 1) / w, max(0.0, (total - step) / max(1, total - w)))
 
 
 @torch.no_grad()
@@ -162,7 +153,7 @@ def evaluate(model: nn.Module, data: Encoded, batch_size: int = 64) -> dict:
 
 
 def fit_classifier(
-    model: SequenceClassifier,
+    model: EncoderForSequenceClassification,
     train: Encoded,
     val: Encoded | None = None,
     config: FinetuneConfig = FinetuneConfig(),
@@ -178,9 +169,12 @@ def fit_classifier(
     torch.manual_seed(config.seed)
     gen = torch.Generator().manual_seed(config.seed)
     device = next(model.parameters()).device
-    opt = _optimizer(model, config)
+    groups = param_groups(model, config.weight_decay, head=model.head_parameters(), head_lr=config.head_lr)
+    if not groups:
+        raise ValueError("nothing to train: every parameter is frozen (see set_trainable)")
+    opt = torch.optim.AdamW(groups, lr=config.lr, fused=can_fuse(model))
     steps_per_epoch = math.ceil(len(train) / config.batch_size)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, _warmup_linear(steps_per_epoch * config.epochs, config.warmup))
+    sched = lr_scheduler(opt, linear_warmup_decay(config.warmup), steps_per_epoch * config.epochs)
     params = [p for g in opt.param_groups for p in g["params"]]
     frozen = encoder_frozen(model)
     result, best_loss, best_state, bad = FitResult(), float("inf"), None, 0

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .classifier import FinetuneConfig, SequenceClassifier, fit_classifier, predict, set_trainable
+from .classifier import EncoderForSequenceClassification, FinetuneConfig, fit_classifier, predict, set_trainable
 from .data import Encoded
 from .metrics import _labels, accuracy, f1_score, mean_std
 
@@ -101,7 +101,7 @@ def cross_validate(
 
 
 def finetune_fold(
-    make_model: Callable[[], SequenceClassifier],
+    make_model: Callable[[], EncoderForSequenceClassification],
     data: Encoded,
     train_idx: np.ndarray,
     test_idx: np.ndarray,

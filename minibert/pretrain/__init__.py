@@ -40,21 +40,27 @@ from .masking import (
     select_whole_words,
     word_starts,
 )
-from .optim import StableAdamW, stable_adamw, weight_decay_groups, wsd, wsd_factor, wsd_schedule
+from .optim import (
+    StableAdamW,
+    adamw,
+    linear_warmup_decay,
+    lr_scheduler,
+    param_groups,
+    stable_adamw,
+    wsd,
+    wsd_factor,
+)
 from .trainer import (
     Phase,
     TrainConfig,
     Trainer,
-    adamw,
     evaluate,
     export_hf,
     fill_mask,
     init_distributed,
     init_mlm_bias,
     latest_checkpoint,
-    linear_warmup_decay,
     load_pretrained,
-    param_groups,
     perplexity,
     pretraining_sums,
     save_model,

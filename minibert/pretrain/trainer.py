@@ -34,6 +34,7 @@ from ..runtime import get_device
 from ..text.wordpiece import BertTokenizer
 from .data import PretrainingStream
 from .masking import IGNORE_INDEX
+from .optim import adamw, linear_warmup_decay
 
 # ---------------------------------------------------------------------------------------------------------------
 # The loss
@@ -137,45 +138,6 @@ def init_mlm_bias(model: EncoderForPreTraining, counts: torch.Tensor, smoothing:
         raise ValueError(f"counts cover {counts.numel()} tokens, the decoder {bias.numel()}")
     probs = (counts.double() + smoothing) / (counts.sum() + smoothing * counts.numel())
     bias.copy_((probs.log() - probs.log().mean()).to(bias.dtype))
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Optimizer and schedule
-
-
-def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
-    """Decay the weight matrices, not biases or norm scales (BERT's recipe); tied weights appear once."""
-    decay, no_decay = [], []
-    for p in model.parameters():  # a tied weight is listed once
-        if not p.requires_grad:
-            continue
-        (no_decay if p.dim() < 2 else decay).append(p)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-
-
-def adamw(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
-    """The default optimizer factory: AdamW with BERT's weight-decay groups.
-
-    The fused kernel updates all parameters in one pass (4x faster than the default loop on a CPU).
-    """
-    fused = all(p.device.type in ("cpu", "cuda") for p in model.parameters())
-    return torch.optim.AdamW(param_groups(model, config.weight_decay), lr=config.lr, betas=config.betas,
-                             eps=config.eps, fused=fused or None)  # fmt: skip
-
-
-def linear_warmup_decay(warmup: float = 0.06) -> Callable[[int, int], float]:
-    """BERT's schedule: the lr multiplier rises linearly from 0 to 1 over the warmup, then falls linearly to 0.
-
-    ``warmup`` is a fraction of the run (below 1) or a number of steps. Returns ``f(step, total_steps)``.
-    """
-
-    def schedule(step: int, total_steps: int) -> float:
-        w = warmup * total_steps if warmup < 1 else warmup
-        if step < w:
-            return (step + 1) / (w + 1)
-        return max(0.0, (total_steps - step) / max(1.0, total_steps - w))
-
-    return schedule
 
 
 # ---------------------------------------------------------------------------------------------------------------
