@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from parity_helpers import maxdiff, padded_batch
 from transformers import BertConfig, BertForPreTraining, BertForSequenceClassification, BertModel
 
 from minibert import EncoderForSequenceClassification, hf
@@ -23,22 +24,13 @@ def tiny_hf_config(**kw) -> BertConfig:
     return BertConfig(**{**base, **kw})
 
 
-def batch(vocab: int = 101, padded: bool = True, seed: int = 0):
-    g = torch.Generator().manual_seed(seed)
-    ids = torch.randint(1, vocab, (3, 17), generator=g)
-    mask = torch.ones_like(ids)
+def batch(padded: bool = True):
+    """Three rows, 17 tokens, segment B from token 9; rows 1 and 2 padded after 12 and 5 tokens."""
+    ids, mask = padded_batch((17, 12, 5) if padded else (17, 17, 17), low=1, vocab=101)
     tt = torch.zeros_like(ids)
     tt[:, 9:] = 1
-    if padded:
-        mask[1, 12:] = 0
-        mask[2, 5:] = 0
-        ids[mask == 0] = 0
-        tt[mask == 0] = 0
+    tt[mask == 0] = 0
     return ids, mask, tt
-
-
-def maxdiff(a, b) -> float:
-    return (a - b).abs().max().item()
 
 
 @pytest.fixture(scope="module")

@@ -3,6 +3,7 @@
 import re
 from pathlib import Path
 
+import pytest
 import tomllib
 import yaml
 from packaging.requirements import Requirement
@@ -96,3 +97,42 @@ def test_notebooks_store_their_outputs():
             cells = json.loads(nb.read_text())["cells"]
             code = [c for c in cells if c["cell_type"] == "code"]
             assert any(c.get("outputs") for c in code), f"{folder}/{nb.name} has no stored outputs"
+
+
+def test_ruff_finds_nothing_to_fix_or_format():
+    import shutil
+    import subprocess
+
+    ruff = shutil.which("ruff")
+    if ruff is None:
+        pytest.skip("ruff is not installed (pip install -e '.[dev]' brings the pinned version)")
+    for args in (["check", "."], ["format", "--check", "."]):
+        done = subprocess.run([ruff, *args], cwd=ROOT, capture_output=True, text=True)
+        assert done.returncode == 0, f"ruff {' '.join(args)}:\n{done.stdout}{done.stderr}"
+
+
+def test_the_version_is_written_once_and_the_readme_maps_every_module():
+    init = (ROOT / "minibert" / "__init__.py").read_text()
+    assert re.search(r'^__version__ = "\d+\.\d+\.\d+"$', init, flags=re.M)
+    project = pyproject()
+    assert "version" not in project["project"] and project["project"]["dynamic"] == ["version"]
+    assert (ROOT / "LICENSE").is_file() and project["project"]["license"] == "MIT"
+    version = re.search(r'__version__ = "(.+)"', init)[1]
+    assert f"## {version}" in (ROOT / "CHANGELOG.md").read_text()
+    block = (ROOT / "README.md").read_text().split("## The package", 1)[1].split("```", 2)[1]
+    mapped, folder = set(), ""
+    for line in block.splitlines()[2:]:  # after "minibert/": two spaces for the top level, four inside a folder
+        name = line.split()[0] if line.strip() else ""
+        if line.startswith("    "):
+            mapped.add(folder + name)
+        elif name.endswith("/"):
+            folder = name
+            mapped.add(name)
+        elif name:
+            folder = ""
+            mapped.add(name)
+    for module in sorted((ROOT / "minibert").rglob("*.py")):
+        rel = module.relative_to(ROOT / "minibert")
+        if module.name == "__init__.py" or rel.parts[0] in ("hf",):  # hf/ is listed as one folder
+            continue
+        assert rel.as_posix() in mapped, f"README's package map lacks minibert/{rel.as_posix()}"
