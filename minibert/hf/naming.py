@@ -68,7 +68,7 @@ class Format:
     renames: Pairs  # tried in order: the first match wins (both ways)
     fused: tuple[tuple[str, tuple[str, ...]], ...] = ()  # minibert's matrix, the transformers matrices it stacks
     base: str = ""  # the bare model's prefix in transformers' names ("bert", "model")
-    ignored: tuple[str, ...] = ()  # last parts of buffer names transformers may save and minibert recomputes
+    ignored: tuple[str, ...] = ()  # endings of buffers transformers may save and minibert recomputes
 
     def state_dict_to_minibert(self, sd: StateDict) -> tuple[StateDict, list[str]]:
         """``sd`` in minibert's names, and what did not fit: unknown keys, missing parts of fused matrices."""
@@ -76,26 +76,24 @@ class Format:
         stacks: dict[str, dict[int, torch.Tensor]] = {}  # fused minibert name -> its parts by position
         unknown: list[str] = []
         for key, value in sd.items():
-            if key.rsplit(".", 1)[-1] in self.ignored:
+            if key.endswith(self.ignored):
                 continue
-            name = _TF_ERA.sub(lambda m: ".weight" if m[1] == "gamma" else ".bias", key)
-            candidates = [name] if not self.base or name.startswith(self.base + ".") else [name, f"{self.base}.{name}"]
-            for candidate in candidates:
-                if (mine := _first(candidate, self.renames)) is not None:
+            for name in self._spellings(key):
+                if (mine := _first(name, self.renames)) is not None:
                     out[mine] = value
                     break
-                if (part := self._fused_part(candidate)) is not None:
+                if (part := self._fused_part(name)) is not None:
                     stacks.setdefault(part[0], {})[part[1]] = value
                     break
             else:
                 unknown.append(key)
-        for mine, parts in stacks.items():
-            theirs = self._parts_of(mine)
-            if len(parts) < len(theirs):
-                absent = [t for j, t in enumerate(theirs) if j not in parts]
-                unknown.append(f"{mine} needs {absent}, which the checkpoint lacks")
+        for name, got in stacks.items():
+            parts = self._parts_of(name)
+            if len(got) < len(parts):
+                absent = [p for j, p in enumerate(parts) if j not in got]
+                unknown.append(f"{name} needs {absent}, which the checkpoint lacks")
                 continue
-            out[mine] = torch.cat([parts[j] for j in range(len(theirs))])
+            out[name] = torch.cat([got[j] for j in range(len(parts))])  # rows (q | k | v) or (gate | up)
         return out, unknown
 
     def state_dict_to_hf(self, sd: StateDict, config: EncoderConfig) -> StateDict:
@@ -104,15 +102,21 @@ class Format:
         for key, value in sd.items():
             if key == "mlm_head.decoder.weight" and config.tie_word_embeddings:
                 continue  # the word embedding matrix
-            if (theirs := _first(key, ((m, t) for t, m in self.renames))) is not None:
+            if (theirs := _first(key, ((mine, theirs) for theirs, mine in self.renames))) is not None:
                 out[theirs] = value
                 continue
-            matrix = next((m for m, _ in self.fused if translate(key, m, m) is not None), None)
-            if matrix is None:
+            if (fused := self._fused_of(key)) is None:
                 raise KeyError(f"no {self.family.title} name for {key}")
-            for part, rows in zip(self._parts_of(key), value.split(fused_rows(matrix, config))):
-                out[part] = rows
+            mine, parts = fused
+            for part, rows in zip(parts, value.split(fused_rows(mine, config))):
+                out[translate(key, mine, part)] = rows
         return out
+
+    def _spellings(self, key: str) -> list[str]:
+        """``key`` as the table writes it: TensorFlow's LayerNorm names read as PyTorch's; with the bare model's
+        prefix added when it lacks one."""
+        key = _TF_ERA.sub(lambda m: ".weight" if m[1] == "gamma" else ".bias", key)
+        return [key] if not self.base or key.startswith(self.base + ".") else [key, f"{self.base}.{key}"]
 
     def _fused_part(self, key: str) -> tuple[str, int] | None:
         """(the fused minibert name, the position of ``key`` in it), if ``key`` is part of a fused matrix."""
@@ -122,9 +126,13 @@ class Format:
                     return name, j
         return None
 
+    def _fused_of(self, key: str) -> tuple[str, tuple[str, ...]] | None:
+        """The entry of ``fused`` whose minibert matrix ``key`` is a weight of."""
+        return next(((mine, parts) for mine, parts in self.fused if _regex(mine).fullmatch(key)), None)
+
     def _parts_of(self, key: str) -> list[str]:
         """The transformers names of the parts of the fused minibert weight ``key``, in order."""
-        mine, parts = next((m, p) for m, p in self.fused if translate(key, m, m) is not None)
+        mine, parts = self._fused_of(key)
         return [translate(key, mine, part) for part in parts]
 
 
