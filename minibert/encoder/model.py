@@ -48,6 +48,11 @@ def check_inputs(
     if input_ids.dtype not in (torch.int64, torch.int32):
         raise TypeError(f"input_ids must be integer token ids (torch.long), got {input_ids.dtype}")
     T = input_ids.size(1)
+    if T == 0 and input_ids.size(0):
+        raise ValueError(
+            f"input_ids has shape {tuple(input_ids.shape)}: the sequences are empty; every sequence needs at least "
+            "one token (a tokenizer adds [CLS] and [SEP] even to an empty text)"
+        )
     if config.position_embedding == "learned" and T > config.max_position_embeddings:
         raise ValueError(
             f"sequence of {T} tokens is longer than the model's {config.max_position_embeddings} positions; "
@@ -61,17 +66,27 @@ def check_inputs(
                 f"token id {bad} is outside the vocabulary (0..{config.vocab_size - 1}); were these ids made "
                 "with another tokenizer, or does the config's vocab_size not match the vocabulary?"
             )
-    if attention_mask is not None and attention_mask.shape != input_ids.shape:
-        raise ValueError(
-            f"attention_mask has shape {tuple(attention_mask.shape)}, input_ids {tuple(input_ids.shape)}; "
-            "they must match"
-        )
+    if attention_mask is not None:
+        if attention_mask.shape != input_ids.shape:
+            raise ValueError(
+                f"attention_mask has shape {tuple(attention_mask.shape)}, input_ids {tuple(input_ids.shape)}; "
+                "they must match"
+            )
+        if attention_mask.numel() and bool(((attention_mask != 0) & (attention_mask != 1)).any()):
+            bad = attention_mask[(attention_mask != 0) & (attention_mask != 1)][0].item()
+            raise ValueError(f"attention_mask holds {bad}; use 1 for a token and 0 for padding")
     if token_type_ids is not None:
         if token_type_ids.shape != input_ids.shape:
             raise ValueError(
                 f"token_type_ids has shape {tuple(token_type_ids.shape)}, input_ids {tuple(input_ids.shape)}"
             )
-        top = int(token_type_ids.max()) if token_type_ids.numel() else 0
+        if token_type_ids.dtype not in (torch.int64, torch.int32):
+            raise TypeError(f"token_type_ids must be integer segment numbers (torch.long), got {token_type_ids.dtype}")
+        low, top = (int(v) for v in torch.aminmax(token_type_ids)) if token_type_ids.numel() else (0, 0)
+        if low < 0:
+            raise ValueError(
+                f"token_type_ids holds {low}; segment numbers start at 0: 0 for the first text, 1 for the second"
+            )
         if config.type_vocab_size == 0 and top > 0:  # all zeros is one segment: what such a model sees anyway
             raise ValueError("this model has no segment embeddings; do not pass token_type_ids")
         if config.type_vocab_size > 0 and top >= config.type_vocab_size:

@@ -15,7 +15,7 @@ from torch import nn
 
 from ..config import EncoderConfig, family_of
 from ..encoder.model import Encoder, EncoderForPreTraining
-from ..files import CheckpointError, atomic_write, load_weights, save_safetensors
+from ..files import CheckpointError, atomic_write, load_weights, read_json, save_safetensors
 from . import bert, eurobert, modernbert
 from .naming import Format
 
@@ -73,12 +73,9 @@ def load_into(model: nn.Module, sd: dict[str, torch.Tensor], strict: bool = True
 
 def read_hf_config(folder: str | os.PathLike) -> dict:
     path = Path(folder) / "config.json"
-    if not path.is_file():
+    if not path.exists():
         raise FileNotFoundError(f"no config.json in {folder}: is this a Hugging Face model folder?")
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise CheckpointError(f"{path} is not valid JSON ({e}); the file is corrupt") from e
+    return read_json(path, "model config")  # names the file and says it is damaged if it does not parse
 
 
 def _weights_file(folder: Path) -> Path:

@@ -247,6 +247,20 @@ def wordpiece(word: str, vocab: dict[str, int] | set[str], unk: str = UNK, max_c
 # The tokenizer
 
 
+def _text_list(texts, name: str) -> list[str]:
+    """A batch as a list of str: bytes, None or numbers would otherwise fail deep inside with an unclear error."""
+    if isinstance(texts, (bytes, bytearray)):
+        raise TypeError(f"{name} is bytes: decode it first, e.g. data.decode('utf-8')")
+    if texts is None or isinstance(texts, dict) or not hasattr(texts, "__iter__"):
+        raise TypeError(f"{name} must be a str or a list of str, got {type(texts).__name__}")
+    texts = list(texts)
+    for i, t in enumerate(texts):
+        if not isinstance(t, str):
+            extra = ": decode it first, e.g. data.decode('utf-8')" if isinstance(t, (bytes, bytearray)) else ""
+            raise TypeError(f"{name}[{i}] is {type(t).__name__}, not a str{extra}")
+    return texts
+
+
 def read_vocab(path: str | Path) -> list[str]:
     """One token per line; the line number is the id."""
     path = Path(path)
@@ -438,6 +452,10 @@ class BertTokenizer:
         max_length: int | None = None,
     ) -> list[int]:
         """Ids of ``text`` (and ``pair``): ``[CLS] text [SEP] pair [SEP]`` with special tokens."""
+        if not isinstance(text, str):
+            hint = "; for a batch of texts call the tokenizer itself" if isinstance(text, (list, tuple)) else ""
+            hint = ": decode it first, e.g. data.decode('utf-8')" if isinstance(text, (bytes, bytearray)) else hint
+            raise TypeError(f"encode takes one text (a str), got {type(text).__name__}{hint}")
         return self._encode_one(text, pair, add_special_tokens, truncation, max_length)[0]
 
     def _encode_one(self, text, pair, add_special_tokens, truncation, max_length) -> tuple[list[int], list[int]]:
@@ -472,6 +490,10 @@ class BertTokenizer:
         if isinstance(texts, str):
             texts = [texts]
             pairs = None if pairs is None else [pairs] if isinstance(pairs, str) else pairs
+        texts = _text_list(texts, "texts")
+        pairs = None if pairs is None else _text_list(pairs, "pairs")
+        if not texts:
+            raise ValueError("got an empty list of texts: pass at least one text (an empty string is fine)")
         if pairs is not None and len(pairs) != len(texts):
             raise ValueError(f"got {len(texts)} texts but {len(pairs)} pairs; pass one pair per text")
         if padding not in (True, False, "longest", "max_length", "do_not_pad"):
