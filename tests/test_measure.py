@@ -10,21 +10,7 @@ import time
 import pytest
 import torch
 
-from minibert.course import (
-    Timing,
-    Timings,
-    best_of,
-    fresh_process,
-    interleaved,
-    num_threads,
-    peak_memory,
-    peak_resident,
-    report,
-    smooth,
-    steady_clock,
-    timed,
-    timings,
-)
+from minibert import course
 
 
 def busy(seconds: float) -> None:
@@ -41,62 +27,62 @@ def test_best_of_is_never_below_the_sleep_and_warms_up_first():
         calls.append(time.perf_counter())
         time.sleep(0.02)
 
-    t = best_of(nap, repeats=3, warmup=2)
+    t = course.best_of(nap, repeats=3, warmup=2)
     assert 0.02 <= t < 0.5
     assert len(calls) == 5  # two warm-ups, three timed
 
 
 def test_best_of_passes_arguments_and_takes_the_fastest_run():
     delays = iter([0.0, 0.06, 0.01, 0.04])  # the first is the warm-up
-    t = best_of(lambda scale: time.sleep(next(delays) * scale), 1.0, repeats=3)
+    t = course.best_of(lambda scale: time.sleep(next(delays) * scale), 1.0, repeats=3)
     assert 0.01 <= t < 0.04
 
 
 def test_timed_returns_the_result_and_both_clocks():
-    result, t = timed(lambda a, b=0: a + b, 2, b=3)
-    assert result == 5 and isinstance(t, Timing)
-    _, asleep = timed(time.sleep, 0.03)
+    result, t = course.timed(lambda a, b=0: a + b, 2, b=3)
+    assert result == 5 and isinstance(t, course.Timing)
+    _, asleep = course.timed(time.sleep, 0.03)
     assert asleep.wall >= 0.03 and asleep.cpu < asleep.wall  # sleeping takes wall time, not CPU time
-    _, working = timed(busy, 0.03)
+    _, working = course.timed(busy, 0.03)
     assert working.cpu >= 0.03 and working.wall >= 0.03
 
 
 def test_timings_keep_every_run_and_give_best_and_median():
-    runs = timings(time.sleep, 0.005, repeats=4, warmup=0)
+    runs = course.timings(time.sleep, 0.005, repeats=4, warmup=0)
     assert len(runs) == 4 and all(r.wall >= 0.005 for r in runs)
-    fixed = Timings([Timing(3.0, 1.0), Timing(1.0, 3.0), Timing(2.0, 2.0)])
+    fixed = course.Timings([course.Timing(3.0, 1.0), course.Timing(1.0, 3.0), course.Timing(2.0, 2.0)])
     assert fixed.best() == 1.0 and fixed.best("cpu") == 1.0 and fixed.median() == 2.0
     assert fixed.seconds("cpu") == [1.0, 3.0, 2.0]
     with pytest.raises(ValueError, match="'wall' or 'cpu'"):
         fixed.best("gpu")
     with pytest.raises(ValueError, match="at least one run"):
-        timings(time.sleep, 0, repeats=0)
+        course.timings(time.sleep, 0, repeats=0)
 
 
 def test_timings_run_until_the_cpu_budget_is_spent():
-    runs = timings(busy, 0.01, repeats=2, warmup=0, min_cpu_seconds=0.05, max_repeats=20)
+    runs = course.timings(busy, 0.01, repeats=2, warmup=0, min_cpu_seconds=0.05, max_repeats=20)
     assert sum(runs.seconds("cpu")) >= 0.05 and 2 < len(runs) <= 20
-    capped = timings(busy, 0.01, repeats=2, warmup=0, min_cpu_seconds=10.0, max_repeats=4)
+    capped = course.timings(busy, 0.01, repeats=2, warmup=0, min_cpu_seconds=10.0, max_repeats=4)
     assert len(capped) == 4
 
 
 def test_interleaved_takes_turns():
     order = []
-    runs = interleaved({"a": lambda: order.append("a"), "b": lambda: order.append("b")}, repeats=2, warmup=1)
+    runs = course.interleaved({"a": lambda: order.append("a"), "b": lambda: order.append("b")}, repeats=2, warmup=1)
     assert order == ["a", "b"] * 3
     assert set(runs) == {"a", "b"} and all(len(r) == 2 for r in runs.values())
 
 
 def test_steady_clock():
-    assert steady_clock(1) == "cpu" and steady_clock(2) == "wall"
+    assert course.steady_clock(1) == "cpu" and course.steady_clock(2) == "wall"
 
 
 def test_num_threads_sets_and_restores():
     before = torch.get_num_threads()
-    with num_threads(1):
+    with course.num_threads(1):
         assert torch.get_num_threads() == 1
     assert torch.get_num_threads() == before
-    with pytest.raises(KeyError), num_threads(1):
+    with pytest.raises(KeyError), course.num_threads(1):
         raise KeyError("restored on errors too")
     assert torch.get_num_threads() == before
 
@@ -104,17 +90,17 @@ def test_num_threads_sets_and_restores():
 def test_peak_memory_on_the_cpu_counts_a_known_tensor_once():
     a, b = torch.randn(300, 400), torch.randn(400, 500)
     # matmul calls mm inside: the (300, 500) result is allocated once and must be counted once
-    assert peak_memory(torch.matmul, a, b) == 300 * 500 * 4
+    assert course.peak_memory(torch.matmul, a, b) == 300 * 500 * 4
     # a temporary freed inside the call still counts toward the peak
-    peak = peak_memory(lambda: (torch.ones(1000, 1000) * 2).sum())
+    peak = course.peak_memory(lambda: (torch.ones(1000, 1000) * 2).sum())
     assert 2 * 1000 * 1000 * 4 <= peak < 3 * 1000 * 1000 * 4
     held = torch.ones(2000, 1000)  # memory held before the call is not counted
-    assert peak_memory(lambda: held.sum()) < 1000
-    assert math.isnan(peak_memory(lambda: None, device="meta"))
+    assert course.peak_memory(lambda: held.sum()) < 1000
+    assert math.isnan(course.peak_memory(lambda: None, device="meta"))
 
 
 def test_peak_memory_on_the_cpu_keeps_profiler_logs_quiet(capfd):
-    peak_memory(lambda: torch.ones(10))
+    course.peak_memory(lambda: torch.ones(10))
     out, err = capfd.readouterr()
     assert "profiler" not in out + err
 
@@ -127,14 +113,14 @@ def test_peak_resident_sees_a_large_allocation():
         x = torch.ones(size // 4)  # written to, so its pages are resident
         return float(x[-1])
 
-    value, mem = peak_resident(allocate)
+    value, mem = course.peak_resident(allocate)
     assert value == 1.0 and mem.peak >= mem.added
     if mem.exact:
         assert size * 0.9 <= mem.added < size * 2
 
 
 def test_fresh_process_returns_what_the_script_reports(tmp_path, capsys):
-    report({"seconds": [0.5, 0.25]})
+    course.report({"seconds": [0.5, 0.25]})
     assert capsys.readouterr().out == '{"seconds": [0.5, 0.25]}\n'  # one JSON line, the child's side
     script = tmp_path / "child.py"
     script.write_text(
@@ -144,16 +130,16 @@ def test_fresh_process_returns_what_the_script_reports(tmp_path, capsys):
         print(json.dumps({"args": sys.argv[1:], "threads": os.environ.get("OMP_NUM_THREADS")}))
         """)
     )
-    assert fresh_process(script, "a", 2, threads=1) == {"args": ["a", "2"], "threads": "1"}
+    assert course.fresh_process(script, "a", 2, threads=1) == {"args": ["a", "2"], "threads": "1"}
     script.write_text("import sys; sys.exit('this went wrong')")
     with pytest.raises(RuntimeError, match="this went wrong"):
-        fresh_process(script)
+        course.fresh_process(script)
 
 
 def test_smooth_is_a_trailing_running_mean():
-    assert smooth([1.0, 3.0, 5.0, 7.0, 9.0], 3) == [1.0, 2.0, 3.0, 5.0, 7.0]
-    assert smooth([4.0, 2.0], 1) == [4.0, 2.0]
-    assert smooth([1.0, 2.0, 6.0], 10) == [1.0, 1.5, 3.0]
-    assert smooth([], 5) == []
+    assert course.smooth([1.0, 3.0, 5.0, 7.0, 9.0], 3) == [1.0, 2.0, 3.0, 5.0, 7.0]
+    assert course.smooth([4.0, 2.0], 1) == [4.0, 2.0]
+    assert course.smooth([1.0, 2.0, 6.0], 10) == [1.0, 1.5, 3.0]
+    assert course.smooth([], 5) == []
     with pytest.raises(ValueError, match="at least one"):
-        smooth([1.0], 0)
+        course.smooth([1.0], 0)
