@@ -33,18 +33,18 @@ def test_best_of_is_never_below_the_sleep_and_warms_up_first():
 
 
 def test_best_of_passes_arguments_and_takes_the_fastest_run():
-    delays = iter([0.0, 0.06, 0.01, 0.04])  # the first is the warm-up
+    delays = iter([0.0, 0.2, 0.01, 0.15])  # the first is the warm-up
     t = course.best_of(lambda scale: time.sleep(next(delays) * scale), 1.0, repeats=3)
-    assert 0.01 <= t < 0.04
+    assert 0.01 <= t < 0.15
 
 
 def test_timed_returns_the_result_and_both_clocks():
     result, t = course.timed(lambda a, b=0: a + b, 2, b=3)
     assert result == 5 and isinstance(t, course.Timing)
-    _, asleep = course.timed(time.sleep, 0.03)
-    assert asleep.wall >= 0.03 and asleep.cpu < asleep.wall  # sleeping takes wall time, not CPU time
+    _, asleep = course.timed(time.sleep, 0.05)
+    assert asleep.wall >= 0.05 and asleep.cpu < asleep.wall / 2  # sleeping takes wall time, not CPU time
     _, working = course.timed(busy, 0.03)
-    assert working.cpu >= 0.03 and working.wall >= 0.03
+    assert working.cpu >= 0.03
 
 
 def test_timings_keep_every_run_and_give_best_and_median():
