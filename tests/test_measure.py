@@ -99,6 +99,13 @@ def test_peak_memory_on_the_cpu_counts_a_known_tensor_once():
     assert math.isnan(course.peak_memory(lambda: None, device="meta"))
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_peak_memory_on_a_gpu_counts_a_known_tensor():
+    a, b = torch.randn(1024, 512, device="cuda"), torch.randn(512, 2048, device="cuda")
+    assert course.peak_memory(torch.matmul, a, b, device="cuda") >= 1024 * 2048 * 4
+    assert course.best_of(torch.matmul, a, b) > 0
+
+
 def test_peak_memory_on_the_cpu_keeps_profiler_logs_quiet(capfd):
     course.peak_memory(lambda: torch.ones(10))
     out, err = capfd.readouterr()
