@@ -13,14 +13,12 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import subprocess
-import sys
-import time
 
 import torch
 from transformers import BertConfig, BertModel
 
 from minibert import hf, preset
+from minibert.course import fresh_process, report, timings
 from minibert.encoder import Encoder
 
 
@@ -42,7 +40,7 @@ def build(name: str, batch: int, T: int, padded: bool):
 
 
 def worker(args) -> None:
-    """Time one model (the other is dropped before timing) and print the seconds of each forward pass."""
+    """Time one model (the other is dropped before timing) and report the seconds of each forward pass."""
     mine, ref, ids, mask = build(args.preset, args.batch, args.length, args.padded)
     if args.worker == "transformers":
         del mine
@@ -50,14 +48,8 @@ def worker(args) -> None:
     else:
         del ref
         fn = lambda: mine(ids, mask)  # noqa: E731
-    times = []
     with torch.inference_mode():
-        fn()  # warm-up
-        for _ in range(args.repeats):
-            t = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - t)
-    print(" ".join(f"{t:.6f}" for t in times))
+        report(timings(fn, repeats=args.repeats, warmup=1).seconds())
 
 
 def main() -> None:
@@ -91,13 +83,9 @@ def main() -> None:
         times = {"transformers": [], "minibert": []}
         for _ in range(args.rounds):
             for who in times:
-                cmd = [sys.executable, __file__, "--worker", who, "--length", str(T), "--preset", args.preset,
-                       "--batch", str(args.batch), "--threads", str(args.threads),
-                       "--repeats", str(args.repeats)]  # fmt: skip
-                if args.padded:
-                    cmd.append("--padded")
-                out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-                times[who] += [float(t) for t in out.split()]
+                flags = ["--worker", who, "--length", T, "--preset", args.preset, "--batch", args.batch,
+                         "--threads", args.threads, "--repeats", args.repeats] + ["--padded"] * args.padded  # fmt: skip
+                times[who] += fresh_process(__file__, *flags, threads=args.threads)
         ta, tb = times["transformers"], times["minibert"]
         t_ref, t_mine = statistics.median(ta), statistics.median(tb)
         ratios = f"{t_ref / t_mine:>5.2f}x {min(ta) / min(tb):>14.2f}x"

@@ -26,17 +26,10 @@ layer global) with BERT's vocabulary padded to 30,528: 11.2M parameters.
 from __future__ import annotations
 
 import argparse
-import ctypes
-import gc
-import json
-import os
-import resource
-import statistics
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
+
+from minibert.course import fresh_process, load_average, peak_resident, report, steady_clock, timed, timings
 
 MODELS = {
     "transformers": "transformers ModernBertModel (sdpa)",
@@ -68,29 +61,6 @@ def hf_config(max_len: int):
     )
 
 
-def _status(field: str) -> int:
-    """A field of /proc/self/status in bytes (VmRSS: resident now, VmHWM: peak resident)."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) * 1024
-    raise KeyError(field)
-
-
-def _trim() -> None:
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
-
-
-def _reset_peak() -> bool:
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-        return True
-    except OSError:
-        return False
-
-
 def worker(args: argparse.Namespace) -> None:
     import torch
     import transformers  # noqa: F401  (imported by both workers: the same libraries in memory)
@@ -119,44 +89,24 @@ def worker(args: argparse.Namespace) -> None:
         return out.last_hidden_state
 
     run(ids[:, :64])  # first-call set-up (thread pools, kernels) is not the forward pass's memory
-    gc.collect()
-    _trim()  # hand freed heap back to the system, so both models start from what they really hold
-    rss_before = _status("VmRSS")
-    exact = _reset_peak()
-    start = time.perf_counter()
-    out = run()
-    first = time.perf_counter() - start
-    peak_total = _status("VmHWM") if exact else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    times, cpu = [], []
-    while len(times) < args.repeats or (sum(cpu) < 3.0 and len(times) < 50):  # short inputs: more runs
-        start, start_cpu = time.perf_counter(), time.process_time()
-        run()
-        times.append(time.perf_counter() - start)
-        cpu.append(time.process_time() - start_cpu)
+    (out, first), memory = peak_resident(timed, run)
+    runs = timings(run, repeats=args.repeats, warmup=0, min_cpu_seconds=3.0, max_repeats=50)  # short inputs: more
     torch.save(out, args.out)
-    print(
-        json.dumps(
-            dict(
-                seconds=min(times),
-                median=statistics.median(times),
-                cpu_seconds=min(cpu),
-                first=first,
-                added_bytes=peak_total - rss_before,
-                peak_bytes=peak_total,
-                exact_peak=exact,
-            )
+    report(
+        dict(
+            best={"wall": runs.best(), "cpu": runs.best("cpu")},
+            median=runs.median(),
+            first=first.wall,
+            added_bytes=memory.added,
+            peak_bytes=memory.peak,
+            exact_peak=memory.exact,
         )
     )
 
 
 def measure(model: str, length: int, weights: Path, out: Path, args) -> dict:
-    cmd = [sys.executable, __file__, "--worker", model, "--length", str(length), "--weights", str(weights)]
-    cmd += ["--out", str(out), "--threads", str(args.threads), "--repeats", str(args.repeats)]
-    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
-    res = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    if res.returncode:
-        raise RuntimeError(f"{model} at {length} failed:\n{res.stderr[-3000:]}")
-    return json.loads(res.stdout.strip().splitlines()[-1])
+    flags = ["--worker", model, "--length", length, "--weights", weights, "--out", out]
+    return fresh_process(__file__, *flags, "--threads", args.threads, "--repeats", args.repeats, threads=args.threads)
 
 
 def main() -> None:
@@ -184,8 +134,9 @@ def main() -> None:
     print(
         f"{n_params / 1e6:.1f}M parameters, {args.threads} thread(s), best of {args.repeats} runs after an untimed one"
     )
-    print(f"load average before: {os.getloadavg()[0]:.1f} (on {os.cpu_count()} CPUs)")
+    print(f"load average before: {load_average()}")
     print("peak = peak resident memory added by the forward pass (VmHWM after reset - VmRSS before)\n")
+    clock = steady_clock(args.threads)  # the speed-up's basis
     with tempfile.TemporaryDirectory() as tmp:
         weights = Path(tmp) / "weights.safetensors"
         save_safetensors(ref.state_dict(), weights)
@@ -200,20 +151,19 @@ def main() -> None:
                 outs[model] = Path(tmp) / f"{model}-{length}.pt"
                 rows[model] = measure(model, length, weights, outs[model], args)
             base = rows.get("transformers")
-            key = "cpu_seconds" if args.threads == 1 else "seconds"
             for model, r in rows.items():
-                speed = f"{base[key] / r[key]:7.2f}x" if base else ""
+                speed = f"{base['best'][clock] / r['best'][clock]:7.2f}x" if base else ""
                 mem = f"{r['added_bytes'] / base['added_bytes']:6.2f}x" if base else ""
                 print(
-                    f"{length:>6}  {MODELS[model]:<46} {r['cpu_seconds']:>7.3f} {r['seconds']:>7.3f} "
+                    f"{length:>6}  {MODELS[model]:<46} {r['best']['cpu']:>7.3f} {r['best']['wall']:>7.3f} "
                     f"{r['added_bytes'] / 2**20:>8.0f} {r['peak_bytes'] / 2**20:>10.0f}  {speed:>8} {mem:>7}"
                 )
             if base and "minibert" in rows:
                 diff = (torch.load(outs["minibert"]) - torch.load(outs["transformers"])).abs().max().item()
                 print(f"{'':>6}  same output as transformers: max abs diff {diff:.1e}")
             print()
-    print(f"load average after: {os.getloadavg()[0]:.1f}")
-    basis = "CPU" if args.threads == 1 else "wall-clock"
+    print(f"load average after: {load_average()}")
+    basis = "CPU" if clock == "cpu" else "wall-clock"
     print(f"speed-up = transformers' {basis} time / this model's; memory = this model's peak / transformers' peak")
 
 

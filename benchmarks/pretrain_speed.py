@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 
 import torch
 import torch.nn.functional as F
+
+from minibert.course import timed
 
 
 def build_batches(tokenizer, n: int, batch_size: int, seq_len: int) -> list[dict[str, torch.Tensor]]:
@@ -51,6 +52,11 @@ def hf_step(model, optimizer, batch) -> float:
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
     return out.loss.item()
+
+
+def run_steps(step, model, optimizer, batches) -> None:
+    for batch in batches:
+        step(model, optimizer, batch)
 
 
 @torch.no_grad()
@@ -117,10 +123,8 @@ def main() -> None:
     for r in range(args.rounds):
         chunk = range(1 + r * args.steps, 1 + (r + 1) * args.steps)
         for name, (model, step) in models.items():
-            t = time.perf_counter()
-            for i in chunk:
-                step(model, optimizers[name], batches[i])
-            seconds[name].append(time.perf_counter() - t)
+            _, t = timed(run_steps, step, model, optimizers[name], [batches[i] for i in chunk])
+            seconds[name].append(t.wall)
     tokens_per_round = [sum(tokens[i] for i in range(1 + r * args.steps, 1 + (r + 1) * args.steps))
                         for r in range(args.rounds)]  # fmt: skip
     rates = {k: statistics.median(t / s for t, s in zip(tokens_per_round, v)) for k, v in seconds.items()}

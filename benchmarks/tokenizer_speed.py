@@ -13,17 +13,9 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
-import time
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # one thread for the Rust tokenizer
 os.environ.setdefault("RAYON_NUM_THREADS", "1")
-
-
-def _timed(fn) -> float:
-    t = time.perf_counter()
-    fn()
-    return time.perf_counter() - t
 
 
 def main() -> None:
@@ -32,6 +24,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
 
+    from minibert.course import interleaved, load_average
     from minibert.hf import minilm_path
     from minibert.text import BertTokenizer, wikipedia_lines
 
@@ -39,7 +32,8 @@ def main() -> None:
     lines = lines[: args.lines] if args.lines else lines
     vocab = str(minilm_path() / "vocab.txt")
     n_tokens = sum(len(ids) for ids in map(BertTokenizer.from_vocab_file(vocab).encode, lines)) - 2 * len(lines)
-    print(f"{len(lines)} lines, {sum(len(x.split()) for x in lines)} words, {n_tokens} tokens; load {os.getloadavg()}")
+    n_words = sum(len(x.split()) for x in lines)
+    print(f"{len(lines)} lines, {n_words} words, {n_tokens} tokens; load average {load_average()}")
 
     runners = {}
 
@@ -79,13 +73,10 @@ def main() -> None:
 
     for line in lines:  # fills the warm tokenizer's cache
         warm.encode(line)
-    times: dict[str, list[float]] = {name: [] for name in runners}
-    for _ in range(args.repeats):
-        for name, fn in runners.items():
-            times[name].append(_timed(fn))
-    speed = {name: n_tokens / statistics.median(t) for name, t in times.items()}
+    times = interleaved(runners, repeats=args.repeats)
+    speed = {name: n_tokens / t.median() for name, t in times.items()}
     for name, s in speed.items():
-        median = statistics.median(times[name])
+        median = times[name].median()
         print(f"{name:36s} {s / 1e3:8.1f}k tokens/s   (median of {args.repeats}: {median:.3f} s)")
     mine = speed["minibert (cold cache)"]
     peers = [("transformers pure Python", 3.0), ("tokenizers (Rust, 1 thread)", 0.5)]

@@ -18,14 +18,12 @@ machine and hardly moves when other programs compete for the cores; with more th
 from __future__ import annotations
 
 import argparse
-import os
-import statistics
-import time
 
 import torch
 
 from minibert import hf, preset, seed_everything
 from minibert.config import pad_vocab_size
+from minibert.course import interleaved, load_average, steady_clock
 from minibert.encoder import Encoder
 from minibert.text import BertTokenizer, wikipedia
 
@@ -62,36 +60,28 @@ def main() -> None:
 
     model = Encoder(preset("modernbert-mini", vocab_size=pad_vocab_size(30522), pad_token_id=0)).eval()
     print(f"model: modernbert-mini, {model.num_parameters() / 1e6:.1f}M parameters, {args.threads} thread(s)")
-    print(f"load average before: {os.getloadavg()[0]:.1f} (on {os.cpu_count()} CPUs)\n")
+    print(f"load average before: {load_average()}\n")
 
-    def run(unpad: bool) -> tuple[float, float, torch.Tensor]:
-        start, start_cpu = time.perf_counter(), time.process_time()
-        with torch.no_grad():
-            out = model(ids, mask, unpad=unpad).last_hidden_state
-        return time.perf_counter() - start, time.process_time() - start_cpu, out
+    @torch.no_grad()
+    def run(unpad: bool) -> torch.Tensor:
+        return model(ids, mask, unpad=unpad).last_hidden_state
 
-    padded_out = run(False)[2]  # warm-up, and the outputs to compare
-    unpadded_out = run(True)[2]
+    padded_out = run(False)  # warm-up, and the outputs to compare
+    unpadded_out = run(True)
     diff = (padded_out - unpadded_out)[mask.bool()].abs().max().item()
-    wall, cpu = {False: [], True: []}, {False: [], True: []}
-    for _ in range(args.repeats):
-        for unpad in (False, True):
-            w, c, _ = run(unpad)
-            wall[unpad].append(w)
-            cpu[unpad].append(c)
-    # one thread: CPU time is the idle machine's wall clock and barely moves under load; else use the wall clock
-    times = cpu if args.threads == 1 else wall
-    padded, unpadded = min(times[False]), min(times[True])
-    medians = statistics.median(times[False]) / statistics.median(times[True])
-    basis = "CPU" if args.threads == 1 else "wall-clock"
+    times = interleaved({False: lambda: run(False), True: lambda: run(True)}, repeats=args.repeats)
+    clock = steady_clock(args.threads)
+    padded, unpadded = times[False].best(clock), times[True].best(clock)
+    medians = times[False].median(clock) / times[True].median(clock)
+    basis = "CPU" if clock == "cpu" else "wall-clock"
     print(f"{'':<10} {basis + ' s':>9}   wall s")
-    print(f"{'padded':<10} {padded:9.3f} {min(wall[False]):8.3f}   ({B * T / padded:,.0f} token slots/s)")
-    print(f"{'unpadded':<10} {unpadded:9.3f} {min(wall[True]):8.3f}   ({real / unpadded:,.0f} real tokens/s)")
+    print(f"{'padded':<10} {padded:9.3f} {times[False].best():8.3f}   ({B * T / padded:,.0f} token slots/s)")
+    print(f"{'unpadded':<10} {unpadded:9.3f} {times[True].best():8.3f}   ({real / unpadded:,.0f} real tokens/s)")
     print(
         f"speed-up: {padded / unpadded:.2f}x (ratio of medians {medians:.2f}x); same outputs on the real tokens: "
         f"max abs diff {diff:.1e}"
     )
-    print(f"load average after: {os.getloadavg()[0]:.1f}")
+    print(f"load average after: {load_average()}")
 
 
 if __name__ == "__main__":

@@ -15,15 +15,7 @@ Targets: minibert's wordsim353 Spearman at least gensim's minus 0.02, and its wa
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
-import time
-
-
-def _timed(fn, *args):
-    wall, cpu = time.perf_counter(), time.process_time()
-    result = fn(*args)
-    return result, time.perf_counter() - wall, time.process_time() - cpu
 
 
 def main() -> None:
@@ -38,6 +30,7 @@ def main() -> None:
     import torch
     from gensim.models import Word2Vec as GensimWord2Vec
 
+    from minibert.course import Timings, load_average, timed
     from minibert.embeddings import KeyedVectors, Word2Vec, Word2VecConfig, evaluate, wikipedia_sentences
 
     sentences = wikipedia_sentences("en")
@@ -45,7 +38,7 @@ def main() -> None:
     settings = dict(dim=100, window=5, negative=5, min_count=5, sample=1e-3, epochs=args.epochs, alpha=0.025)
     print(
         f"{len(sentences)} paragraphs, {n_words} words; {args.model}, {settings}, workers {args.workers}; "
-        f"torch {torch.__version__}, load {tuple(round(x, 2) for x in os.getloadavg())}"
+        f"torch {torch.__version__}, load average {load_average()}"
     )
 
     def run_gensim(seed: int):
@@ -73,23 +66,23 @@ def main() -> None:
         return model.wv
 
     runners = {"gensim": run_gensim, "minibert": run_minibert}
-    results = {name: {"wall": [], "cpu": [], "quality": []} for name in runners}
+    times = {name: Timings() for name in runners}
+    qualities = {name: [] for name in runners}
     for seed in range(args.repeats):
         for name, run in runners.items():
-            kv, wall, cpu = _timed(run, seed)
-            results[name]["wall"].append(wall)
-            results[name]["cpu"].append(cpu)
-            results[name]["quality"].append(evaluate(kv))
-            q = results[name]["quality"][-1]
+            kv, t = timed(run, seed)
+            times[name].append(t)
+            q = evaluate(kv)
+            qualities[name].append(q)
             print(
-                f"  seed {seed} {name:8s} {wall:6.2f} s wall {cpu:6.2f} s CPU  wordsim353 {q['wordsim353']:.3f} "
+                f"  seed {seed} {name:8s} {t.wall:6.2f} s wall {t.cpu:6.2f} s CPU  wordsim353 {q['wordsim353']:.3f} "
                 f"simlex999 {q['simlex999']:.3f} analogies {q['analogies']:.2%}"
             )
 
     summary = {}
-    for name, r in results.items():
-        wall, cpu = statistics.median(r["wall"]), statistics.median(r["cpu"])
-        quality = {k: statistics.mean(q[k] for q in r["quality"]) for k in r["quality"][0]}
+    for name, qs in qualities.items():
+        wall, cpu = times[name].median(), times[name].median("cpu")
+        quality = {k: statistics.mean(q[k] for q in qs) for k in qs[0]}
         summary[name] = dict(wall=wall, cpu=cpu, words_per_s=n_words * args.epochs / wall, **quality)
     header = ["wall s", "CPU s", "words/s", "wordsim353", "simlex999", "analogies"]
     print(f"\n{'':10s} " + " ".join(f"{h:>10s}" for h in header))
@@ -111,7 +104,7 @@ def main() -> None:
     good = m["wordsim353"] >= g["wordsim353"] - 0.02
     print(f"targets: wall time <= 1.5x gensim's: {'met' if fast else 'NOT met'}; ", end="")
     print(f"wordsim353 >= gensim's - 0.02: {'met' if good else 'NOT met'}")
-    print(f"load after: {tuple(round(x, 2) for x in os.getloadavg())}")
+    print(f"load average after: {load_average()}")
 
 
 if __name__ == "__main__":
