@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from minibert import cli
+from minibert import cli, pretrain
 from minibert.pretrain import trainer as training
 
 TINY_RUN = ["--preset", "bert-tiny", "--vocab", "minilm", "--batch-size", "4", "--seq-len", "32",
@@ -150,7 +150,7 @@ def test_ctrl_c_saves_a_checkpoint_and_resume_falls_back_past_a_damaged_one(trai
     assert signal.getsignal(signal.SIGINT) is handler  # the handler is put back
     monkeypatch.undo()
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step-0000002", "step-0000003"]
-    training.read_checkpoint(out / "checkpoints" / "step-0000003")  # complete and readable
+    pretrain.read_checkpoint(out / "checkpoints" / "step-0000003")  # complete and readable
 
     damage(out / "checkpoints" / "step-0000003" / "rng-0.pt")  # the tester's case: it used to give a traceback
     assert cli.main(["pretrain", "--out", str(out), *TINY_RUN, *STEPS, "--resume"]) == 0
@@ -179,7 +179,7 @@ def test_a_second_ctrl_c_stops_at_once_and_says_where_the_checkpoint_is(tmp_path
 def test_resume_skips_a_checkpoint_with_any_damaged_file(trained, tmp_path, name):
     out = copy_run(trained, tmp_path / "run")
     damage(out / "checkpoints" / "step-0000006" / name)
-    folder, files, skipped = training.find_intact_checkpoint(out)
+    folder, files, skipped = pretrain.find_intact_checkpoint(out)
     assert folder.name == "step-0000004" and files["state"]["step"] == 4
     assert [f.name for f, _ in skipped] == ["step-0000006"] and name in skipped[0][1]
 

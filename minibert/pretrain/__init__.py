@@ -4,9 +4,20 @@
 - ``masking.py``    which tokens are predicted, and the 80/10/10 rule (06)
 - ``data.py``       batches, a resumable stream, and the course's pretraining setup (06, 07)
 - ``optim.py``      AdamW with BERT's warmup and decay; StableAdamW and warmup-stable-decay (07, 10)
-- ``trainer.py``    the loss, the trainer with checkpoints and exact resume, saving and using a model (07)
+- ``objective.py``  the MLM (and NSP) loss at the masked positions, evaluation, the MLM bias's start (07)
+- ``trainer.py``    the training loop: accumulation, evaluation, checkpoints and exact resume (07)
+- ``checkpoints.py`` minibert's model format; a run's checkpoints, read, checked and resumed exactly (07)
+- ``distributed.py`` data-parallel training under torchrun (07)
+- ``pretrained.py`` using a pretrained model: load, export to transformers, fill-mask (07)
 """
 
+from .checkpoints import (
+    checkpoint_folders,
+    find_intact_checkpoint,
+    latest_checkpoint,
+    read_checkpoint,
+    save_model,
+)
 from .data import (
     PretrainingCollator,
     PretrainingData,
@@ -16,6 +27,7 @@ from .data import (
     pretraining_documents,
     pretraining_tokenizer,
 )
+from .distributed import init_distributed
 from .instances import (
     NSP_IS_NEXT,
     NSP_RANDOM,
@@ -40,6 +52,7 @@ from .masking import (
     select_whole_words,
     word_starts,
 )
+from .objective import evaluate, init_mlm_bias, perplexity, pretraining_sums, token_counts
 from .optim import (
     StableAdamW,
     adamw,
@@ -50,22 +63,5 @@ from .optim import (
     wsd,
     wsd_factor,
 )
-from .trainer import (
-    Phase,
-    TrainConfig,
-    Trainer,
-    checkpoint_folders,
-    evaluate,
-    export_hf,
-    fill_mask,
-    find_intact_checkpoint,
-    init_distributed,
-    init_mlm_bias,
-    latest_checkpoint,
-    load_pretrained,
-    perplexity,
-    pretraining_sums,
-    read_checkpoint,
-    save_model,
-    token_counts,
-)
+from .pretrained import export_hf, fill_mask, load_pretrained
+from .trainer import Phase, TrainConfig, Trainer
