@@ -5,15 +5,16 @@ Stages, in order (``--only`` picks some):
     parity     minibert against transformers with the same weights on the GPU in fp32 (BERT, bert-base size,
                ModernBERT padded and unpadded, EuroBERT, the real MiniLM weights): max |difference| per case
     notebooks  every notebook and solution under nbval (``--nbval-lax``) in the full profile, each in its own
-               process with its own timeout: status and wall time per notebook
+               kernel with its own timeout: status, wall time and slowest cell per notebook
     mfu        bf16 pretraining steps of the bert-base preset with the fused AdamW (the course's Trainer):
                tokens/s, achieved TFLOP/s and model FLOPs utilisation against the GPU's dense bf16 peak
     outputs    the output-checked cells (NBVAL_CHECK_OUTPUT, tag nbval-check-output): how many print on the GPU
                the text stored from the CPU, per notebook, and what differs
 
-Whatever does not fit the budget is listed as "not run (budget)"; the summary table always prints. Results go to
-``--out`` (results.json and one log per notebook); ``--resume`` runs only what an earlier run there left undone,
-so a course longer than one slot is one plan over several calls.
+Each stage has its own timeout, and a later stage's is kept back from the notebooks. A notebook the budget cannot
+start is listed as "not run (budget)", one it stops midway as "cut (budget)"; the summary table always prints.
+Results go to ``--out`` (results.json, a log and the cell records of each notebook job); ``--resume`` runs only
+what an earlier run there left undone, so a course longer than one slot is one plan over several calls.
 
     python benchmarks/gpu_suite.py                          # a CUDA machine: full profile, 9-minute budget
     python benchmarks/gpu_suite.py --rehearse               # the same plan on the CPU: smoke profile, 3 minutes
@@ -25,7 +26,6 @@ so a course longer than one slot is one plan over several calls.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import math
 import os
@@ -291,20 +291,18 @@ class Runner:
         self.lock = threading.Lock()
         self.stopping = False
 
-    def run(self, cmd: list[str], timeout: float, env: dict[str, str], log: Path | None = None) -> int | None:
-        """The exit status, or None when the timeout (or a stop) ended it."""
-        with open(log, "w") if log else contextlib.nullcontext() as out:
-            proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT if out else None)
-            with self.lock:
-                self.procs.add(proc)
-            try:
-                return proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                kill_tree(proc)
-                return None
-            finally:
-                with self.lock:
-                    self.procs.discard(proc)
+    def run(self, cmd: list[str], timeout: float, env: dict[str, str]) -> int | None:
+        """The exit status of a child that prints to our output, or None when the timeout (or a stop) ended it."""
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env)
+        with self.lock:
+            self.procs.add(proc)
+        try:
+            return proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            kill_tree(proc)
+            return None
+        finally:
+            self.forget(proc)
 
     def start(self, cmd: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
         """A child that writes to ``log``; the caller waits for it and calls :meth:`forget`."""
@@ -690,6 +688,7 @@ def counted_flops(model, batch: dict, precision: str, device) -> float:
 
 
 def mfu_rows(s: Settings, peak: tuple[float, str] | None) -> list[dict]:
+    """Time the course's Trainer.train_step (bf16 autocast, fused AdamW, gradient clipping) for each shape."""
     import torch
 
     from minibert import EncoderForPreTraining, preset
@@ -698,21 +697,24 @@ def mfu_rows(s: Settings, peak: tuple[float, str] | None) -> list[dict]:
 
     device = torch.device(s.device)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    say(mfu_header())
     rows = []
     for sequences, seq_len in s.mfu_shapes:
         torch.manual_seed(0)
         config = preset(s.mfu_preset, max_position_embeddings=max(512, seq_len))
         stream = synthetic_stream(config.vocab_size, sequences, seq_len)
-        model = EncoderForPreTraining(config)
-        trainer = Trainer(
-            model,
-            stream,
-            TrainConfig(steps=s.mfu_warmup + s.mfu_steps, lr=1e-4, precision="bf16", progress=False),
-            device=device,
-        )
-        probe = next(synthetic_stream(config.vocab_size, 2, seq_len, seed=1))  # formula against torch's counter
-        two = probe["labels"].ne(IGNORE_INDEX).sum().item()
-        check = counted_flops(trainer.model, probe, "bf16", device) / train_step_flops(trainer.model, 2, seq_len, two)
+        cap = stream.collator.masker.max_predictions
+        masked = sequences * int(num_to_mask(torch.tensor([seq_len - 3]), 0.15, cap))  # every row is full
+        spare = synthetic_stream(config.vocab_size, sequences, seq_len, seed=2)
+        t0 = time.perf_counter()
+        for _ in range(3):
+            next(spare)  # the share of a step spent making the batch on the CPU
+        data_ms = (time.perf_counter() - t0) / 3 * 1000
+        config_train = TrainConfig(steps=s.mfu_warmup + s.mfu_steps, lr=1e-4, precision="bf16", progress=False)
+        trainer = Trainer(EncoderForPreTraining(config), stream, config_train, device=device)
+        probe = next(synthetic_stream(config.vocab_size, 2, seq_len, seed=1))  # the formula against torch's counter
+        n = probe["labels"].ne(IGNORE_INDEX).sum().item()
+        check = counted_flops(trainer.model, probe, "bf16", device) / train_step_flops(trainer.model, 2, seq_len, n)
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats()
         for _ in range(s.mfu_warmup):
@@ -722,39 +724,45 @@ def mfu_rows(s: Settings, peak: tuple[float, str] | None) -> list[dict]:
         history = [trainer.train_step() for _ in range(s.mfu_steps)]
         sync()
         seconds = time.perf_counter() - t0
-        masked = sequences * int(num_to_mask(torch.tensor([seq_len - 3]), 0.15, stream.collator.masker.max_predictions))
-        flops = train_step_flops(trainer.model, sequences, seq_len, masked) * s.mfu_steps
-        tokens = sum(h["tokens"] for h in history)
-        achieved = flops / seconds / 1e12
+        flops = train_step_flops(trainer.model, sequences, seq_len, masked)
+        achieved = flops * s.mfu_steps / seconds / 1e12
         row = {
             "preset": s.mfu_preset,
             "shape": f"{sequences}x{seq_len}",
             "precision": trainer.precision,
             "fused_adamw": bool(trainer.optimizer.defaults.get("fused")),
             "step_ms": 1000 * seconds / s.mfu_steps,
-            "tokens_per_s": tokens / seconds,
+            "data_ms": data_ms,
+            "tokens_per_s": sum(h["tokens"] for h in history) / seconds,
             "tflops": achieved,
             "mfu": achieved / peak[0] if peak else None,
-            "flops_per_step": flops / s.mfu_steps,
+            "flops_per_step": flops,
             "formula_vs_counter": check,
             "peak_gib": torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else None,
             "loss": history[-1]["loss"],
         }
         rows.append(row)
         say(mfu_line(row))
-        del trainer, model
+        del trainer
         if device.type == "cuda":
             torch.cuda.empty_cache()
     return rows
 
 
+def mfu_header() -> str:
+    return (
+        f"  {'preset':10s} {'shape':>8s} {'prec':>5s} {'fused':>5s} {'step ms':>9s} {'data ms':>8s} {'tokens/s':>12s} "
+        f"{'TFLOP/s':>8s} {'MFU':>6s} {'formula/counter':>15s} {'peak mem':>9s}"
+    )
+
+
 def mfu_line(row: dict) -> str:
     mfu = "n/a" if row["mfu"] is None else f"{row['mfu']:.1%}"
-    mem = "" if row["peak_gib"] is None else f"{row['peak_gib']:6.1f} GiB"
+    mem = "" if row["peak_gib"] is None else f"{row['peak_gib']:.1f} GiB"
     return (
-        f"  {row['preset']:10s} {row['shape']:>8s} {row['precision']:>5s} fused={str(row['fused_adamw']):5s} "
-        f"{row['step_ms']:9.1f} ms {row['tokens_per_s']:12,.0f} tok/s {row['tflops']:8.2f} TFLOP/s  MFU {mfu:>6s}"
-        f"  formula/counter {row['formula_vs_counter']:.3f}  {mem}"
+        f"  {row['preset']:10s} {row['shape']:>8s} {row['precision']:>5s} {str(row['fused_adamw']):>5s} "
+        f"{row['step_ms']:9.1f} {row['data_ms']:8.1f} {row['tokens_per_s']:12,.0f} {row['tflops']:8.2f} {mfu:>6s} "
+        f"{row['formula_vs_counter']:15.3f} {mem:>9s}"
     )
 
 

@@ -91,6 +91,8 @@ def test_closure_stops_at_torch_and_at_bertviz_and_reads_markers_for_the_target(
     assert missing == []
     keep, missing = op.closure(report, roots, op.Target("3.10", arch="aarch64").marker_environment())
     assert {"tomli"} <= set(keep) and missing == ["aarch-only"]  # needed there, absent from this resolution
+    keep, _ = op.closure(report, roots, op.Target("3.12").marker_environment(), have=frozenset({"transformers"}))
+    assert "transformers" not in keep and "hf" not in keep  # the target has it, and what it needs
 
 
 def test_target_platform_tags_reach_down_from_its_glibc():

@@ -138,10 +138,13 @@ class Target:
         return {"python": self.python, "arch": self.arch, "glibc": self.glibc, "platforms": self.platforms}
 
 
-def closure(report: dict, roots: list[str], env: dict[str, str]) -> tuple[dict[str, str], list[str]]:
+def closure(
+    report: dict, roots: list[str], env: dict[str, str], have: frozenset[str] = frozenset()
+) -> tuple[dict[str, str], list[str]]:
     """Packages the roots need on the target, from pip's resolution report: ({name: version}, missing names).
 
-    The walk does not go through PROVIDED packages (what only torch needs stays out) nor into NO_DEPS ones.
+    The walk does not go through PROVIDED packages (what only torch needs stays out), nor through those the target
+    ``have`` (installed with what they need), nor into NO_DEPS ones.
     Dependencies are read from each package's metadata with the target's markers; one the report lacks (pip
     evaluates markers with the Python it runs on) is returned as missing.
     """
@@ -153,7 +156,7 @@ def closure(report: dict, roots: list[str], env: dict[str, str]) -> tuple[dict[s
     while todo:
         req = todo.pop()
         name = canonical(req.name)
-        if name in PROVIDED:
+        if name in PROVIDED or name in have:
             continue
         meta = items.get(name)
         if meta is None:
@@ -320,15 +323,15 @@ def pack(out: Path, target: Target, have: set[str], add: tuple[str, ...], part_m
         work = Path(tmp)
         report = resolve(roots, target, work)
         env = target.marker_environment()
-        keep, missing = closure(report, roots, env)
+        keep, missing = closure(report, roots, env, frozenset(have))
         if missing:  # needed on the target's Python, not on this one: resolve once more with them as roots
             say(f"also needed on Python {target.python}: {', '.join(missing)}")
             report = resolve([*roots, *missing], target, work)
-            keep, missing = closure(report, [*roots, *missing], env)
+            keep, missing = closure(report, [*roots, *missing], env, frozenset(have))
             if missing:
                 raise PackError(f"pip's resolution lacks {missing}; add them with --add")
-        skipped = sorted(n for n in keep if n in have)
-        download = sorted(f"{n}=={v}" for n, v in keep.items() if n not in have)
+        skipped = sorted(n for n in have if n in {canonical(i["metadata"]["name"]) for i in report["install"]})
+        download = sorted(f"{n}=={v}" for n, v in keep.items())
         say(f"downloading {len(download)} wheels ({len(skipped)} left out: the target has them)")
         wheels = work / "wheels"
         run(
@@ -453,7 +456,8 @@ def install(folders: list[Path]) -> None:
             if sha256(whole) != j["sha256"]:
                 raise PackError(f"{j['name']} put together from {j['parts']} does not match its sha256")
             say(f"joined {j['name']} from {len(j['parts'])} parts")
-        pip = [sys.executable, "-m", "pip", "install", "--no-index", "--find-links", str(links)]
+        pip = [sys.executable, "-m", "pip", "install", "--quiet", "--no-index", "--find-links", str(links)]
+        say(f"pip install --no-index: {len(manifest['requirements'])} requirements and what they need")
         run([*pip, *manifest["requirements"]], env=pip_offline_env())
         if manifest["no_deps"]:
             run([*pip, "--no-deps", *manifest["no_deps"]], env=pip_offline_env())
