@@ -468,8 +468,7 @@ def parity_cases():
         ModernBertForMaskedLM,
     )
 
-    from minibert import hf
-    from minibert.model import Encoder
+    from minibert import Encoder, hf
 
     mlm_ref = lambda m, ids, mask: m(input_ids=ids, attention_mask=mask).logits
     mlm_mine = lambda m, ids, mask: m(ids, mask).mlm_logits
@@ -676,11 +675,12 @@ def counted_flops(model, batch: dict, precision: str, device) -> float:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from minibert.training import _autocast, pretraining_sums
+    from minibert.training import pretraining_sums
 
     batch = {k: v.to(device) for k, v in batch.items()}
+    dtype = torch.bfloat16 if precision == "bf16" else None
     with FlopCounterMode(display=False) as counter:
-        with _autocast(torch.device(device), precision):
+        with torch.autocast(torch.device(device).type, dtype=dtype, enabled=dtype is not None):
             mlm, nsp, s = pretraining_sums(model, batch)
         (mlm / s["masked"] + nsp).backward()
     model.zero_grad(set_to_none=True)

@@ -39,7 +39,7 @@ def imported_modules(source: str) -> set[str]:
 def course_imports() -> set[str]:
     """Top-level modules imported by the package, the tests, the notebooks and the solutions."""
     names = set()
-    for path in [*ROOT.glob("minibert/*.py"), *ROOT.glob("tests/*.py")]:
+    for path in [*ROOT.glob("minibert/**/*.py"), *ROOT.glob("tests/*.py")]:
         names |= imported_modules(path.read_text())
     for path in [*ROOT.glob("notebooks/*.ipynb"), *ROOT.glob("solutions/*.ipynb")]:
         for cell in json.loads(path.read_text())["cells"]:
