@@ -419,6 +419,7 @@ def notebook_row(nb: str, records: list[dict], ended: bool, killed: bool) -> dic
     """One notebook's result from its records: status, wall time (kernel start and stop included), its cells."""
     events = {r["event"] for r in records if "event" in r}
     phases = [r for r in records if "when" in r]
+    start = next((r for r in records if r.get("event") == "start"), {})
     if "not run" in events:
         return {"status": NOT_RUN}
     if not phases and "start" not in events:
@@ -429,7 +430,6 @@ def notebook_row(nb: str, records: list[dict], ended: bool, killed: bool) -> dic
             cells.setdefault(r["cell"], r)
     failed = [c for c in cells.values() if c["outcome"] == "failed"]
     if "timeout" in events or any(c.get("reason") == "timeout" for c in failed) or (killed and not ended):
-        start = next((r for r in records if r.get("event") == "start"), {})
         status = CUT if start.get("cut") else "timeout"
         note = f"over {start['timeout']:g} s" if start else "stopped by the suite's safety net"
     elif not ended:
@@ -443,6 +443,7 @@ def notebook_row(nb: str, records: list[dict], ended: bool, killed: bool) -> dic
     return {
         "status": status,
         "seconds": round(sum(r["seconds"] for r in phases), 1),
+        "timeout_s": start.get("timeout"),
         "cells_passed": sum(c["outcome"] == "passed" for c in cells.values()),
         "cells": sorted(cells.values(), key=lambda c: c["cell"]),
         "slowest": slowest and {"cell": slowest["cell"], "seconds": slowest["seconds"]},
@@ -939,8 +940,9 @@ class Suite:
         table: dict = self.results.setdefault("notebooks", {})
         todo = []
         for nb in self.s.notebooks:
-            prev = self.earlier.get("notebooks", {}).get(nb)
-            if prev and prev["status"] in ("pass", "fail"):
+            prev = self.earlier.get("notebooks", {}).get(nb, {})
+            timed_out = prev.get("status") == "timeout" and prev.get("timeout_s", 0) >= self.s.notebook_timeout_s
+            if prev.get("status") in ("pass", "fail") or timed_out:  # a timeout stands unless the timeout grew
                 table[nb] = prev | {"earlier": True}
                 say(notebook_line(nb, table[nb]))
             else:
@@ -996,6 +998,8 @@ class Suite:
             for _, records, _ in jobs:
                 for row in read_new(records, seen):
                     by_nb[row["nb"]].append(row)
+                    if row.get("event") == "start":
+                        say(f"  ... {row['nb']}: started, up to {row['timeout']:g} s")
                     if row.get("event") == "end":
                         table[row["nb"]] = notebook_row(row["nb"], by_nb[row["nb"]], ended=True, killed=False)
                         say(notebook_line(row["nb"], table[row["nb"]]))
