@@ -1065,6 +1065,16 @@ class Suite:
         if any(table.get(nb, {}).get("status") in UNFINISHED for nb in self.s.notebooks):
             say("  next slot: the same command with --resume runs them (and keeps what passed or failed)")
         say(f"  results: {self.results_path}")
+        if any("seconds" in row for row in table.values()):
+            device = self.results.get("environment", {}).get("device_name") or "CPU"
+            say(f"\nper-notebook times on {device}, profile {self.s.profile} (markdown):\n")
+            say("| notebook | status | seconds | slowest cell |\n|---|---|---|---|")
+            for nb in self.s.notebooks:
+                row = table.get(nb, {"status": NOT_RUN})
+                slow = row.get("slowest")
+                seconds = f"{row['seconds']:.0f}" if "seconds" in row else "-"
+                slowest = f"{slow['cell']} ({slow['seconds']:.0f} s)" if slow else "-"
+                say(f"| {nb} | {row['status']} | {seconds} | {slowest} |")
 
 
 def checked_cells(path: Path) -> list[int]:
