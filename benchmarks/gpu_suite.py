@@ -50,7 +50,8 @@ WATCH_VAR = "GPU_SUITE_WATCH"  # settings of the pytest plugin below, for the no
 MIN_START_S = 15.0  # a notebook is not started with less time than this left
 NOT_RUN = "not run (budget)"
 CUT = "cut (budget)"  # started with less than its timeout left, and the budget ran out first
-UNFINISHED = (NOT_RUN, CUT)  # what --resume runs again; neither counts as a failure
+STOPPED = "stopped"  # running or waiting when the suite was stopped (a signal, Ctrl-C)
+UNFINISHED = (NOT_RUN, CUT, STOPPED)  # what --resume runs again
 
 # Dense (no sparsity) bf16 tensor-core peaks from the vendors' data sheets, TFLOP/s; the first match wins.
 # Cards without bf16 (T4, V100) list their fp16 peak, which the table says.
@@ -1216,6 +1217,9 @@ def main(argv: list[str] | None = None) -> int:
         say(f"\nstopped ({e or 'interrupted'}): killing what still runs")
     finally:
         suite.runner.stop()
+        if "notebooks" in suite.results:
+            for nb in s.notebooks:
+                suite.results["notebooks"].setdefault(nb, {"status": STOPPED})
         suite.results["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
         suite.save()
         suite.summary()
