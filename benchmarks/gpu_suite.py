@@ -659,7 +659,7 @@ def synthetic_stream(vocab_size: int, sequences: int, seq_len: int, seed: int = 
     """
     import torch
 
-    from minibert.data import Masker, PretrainingCollator, PretrainingStream, pair_instance
+    from minibert.pretrain import Masker, PretrainingCollator, PretrainingStream, pair_instance
 
     g = torch.Generator().manual_seed(seed)
     instances = []
@@ -677,7 +677,7 @@ def counted_flops(model, batch: dict, precision: str, device) -> float:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from minibert.training import pretraining_sums
+    from minibert.pretrain import pretraining_sums
 
     batch = {k: v.to(device) for k, v in batch.items()}
     dtype = torch.bfloat16 if precision == "bf16" else None
@@ -694,8 +694,7 @@ def mfu_rows(s: Settings, peak: tuple[float, str] | None) -> list[dict]:
     import torch
 
     from minibert import EncoderForPreTraining, preset
-    from minibert.data import IGNORE_INDEX, num_to_mask
-    from minibert.training import TrainConfig, Trainer
+    from minibert.pretrain import IGNORE_INDEX, TrainConfig, Trainer, num_to_mask
 
     device = torch.device(s.device)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
