@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch.profiler import ProfilerActivity, profile
 
 
 def synchronize() -> None:
@@ -157,8 +158,6 @@ def _profiled_peak(fn: Callable, *args) -> int:
     Each operator's own allocations (``self_cpu_memory_usage``, children excluded so nothing counts twice) are
     added when it starts if it allocated, and when it ends if it freed.
     """
-    from torch.profiler import ProfilerActivity, profile
-
     with _quiet_stderr(), profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
         fn(*args)
     changes = []

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ..text.corpus import gensim_datapath
 from .vectors import KeyedVectors
 
 BENCHMARKS = {"wordsim353": "wordsim353.tsv", "simlex999": "simlex999.txt", "analogies": "questions-words.txt"}
@@ -46,8 +47,6 @@ class AnalogyScore:
 
 def benchmark_path(name_or_path: str | os.PathLike) -> str:
     if str(name_or_path) in BENCHMARKS:
-        from ..text.corpus import gensim_datapath
-
         return gensim_datapath(BENCHMARKS[str(name_or_path)])
     if not os.path.isfile(name_or_path):
         raise FileNotFoundError(f"no file at {name_or_path}; use a path or one of {sorted(BENCHMARKS)}")
@@ -63,7 +62,7 @@ def evaluate_word_pairs(
     kv: KeyedVectors, pairs: str | os.PathLike = "wordsim353", restrict_vocab: int = 300_000
 ) -> PairScore:
     """Spearman and Pearson correlation of cosine similarity with human scores (wordsim353, simlex999, a file)."""
-    from scipy import stats
+    from scipy import stats  # scipy comes with the course extras; only this function needs it
 
     vocab = _upper_vocab(kv, restrict_vocab)
     gold, model, oov = [], [], 0

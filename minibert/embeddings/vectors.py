@@ -9,6 +9,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from safetensors import safe_open
 
 from ..files import CheckpointError, load_weights, save_safetensors
 
@@ -124,8 +125,6 @@ class KeyedVectors:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> KeyedVectors:
-        from safetensors import safe_open
-
         tensors = load_weights(path)  # clear errors for a missing or corrupt file
         with safe_open(str(path), "pt") as f:
             meta = f.metadata() or {}

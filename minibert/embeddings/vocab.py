@@ -8,6 +8,8 @@ from collections.abc import Iterable, Sequence
 
 import torch
 
+from ..text.corpus import wikipedia_lines
+
 _WORD = re.compile(r"[^\W_]+(?:['’\-][^\W_]+)*")  # letters and digits, with inner apostrophes and hyphens
 
 
@@ -18,8 +20,6 @@ def tokenize(text: str) -> list[str]:
 
 def wikipedia_sentences(lang: str = "en") -> list[list[str]]:
     """The Wikipedia excerpt as word2vec trains on it: one list of words per paragraph."""
-    from ..text.corpus import wikipedia_lines
-
     return [words for words in map(tokenize, wikipedia_lines(lang)) if words]
 
 

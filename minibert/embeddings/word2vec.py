@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
+from tqdm import tqdm
 
 from .vectors import KeyedVectors
 from .vocab import Vocab
@@ -414,8 +415,6 @@ class _one_thread_per_worker:
 
 
 def _progress_bar(total: int, enabled: bool):
-    from tqdm import tqdm
-
     return tqdm(total=total, unit="word", unit_scale=True, disable=not enabled, mininterval=0.5)
 
 
