@@ -1,9 +1,11 @@
-"""Where the course runs: the device, the size profile, seeding, and the cache of things built once."""
+"""Where the course runs: the device, the size profile, seeding, the cache of things built once, the chapter clock
+and progress bars."""
 
 from __future__ import annotations
 
 import os
 import random
+import time
 from pathlib import Path
 
 import numpy as np
@@ -57,3 +59,81 @@ def seed_everything(seed: int = 0) -> torch.Generator:
     np.random.seed(seed)
     torch.manual_seed(seed)
     return torch.Generator().manual_seed(seed)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# What every chapter prints first and last: the profile it ran in, and how long it took
+
+_chapter_clock: dict[str, float] = {}
+
+
+def start_chapter(**facts) -> None:
+    """Print the profile, device and threads this run uses, and start the chapter's clock.
+
+    A chapter's first output says which profile its stored outputs come from (laptop or full, never smoke).
+    """
+    _chapter_clock.update(wall=time.perf_counter(), cpu=time.process_time())
+    shown = [f"profile: {profile()}", f"device: {get_device()}", f"threads: {torch.get_num_threads()}"]
+    print(", ".join(shown + [f"{k}: {v}" for k, v in facts.items()]))
+
+
+def end_chapter() -> float:
+    """Print how long the chapter took since :func:`start_chapter` (minutes of wall-clock time); returns it."""
+    if not _chapter_clock:
+        raise RuntimeError("call start_chapter() in the chapter's first cell")
+    minutes = (time.perf_counter() - _chapter_clock["wall"]) / 60
+    cpu = (time.process_time() - _chapter_clock["cpu"]) / 60
+    print(f"run time: {minutes:.1f} min ({cpu:.1f} min of CPU; profile {profile()}, {torch.get_num_threads()} threads)")
+    return minutes
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Progress bars
+
+PROGRESS_VAR = "MINIBERT_PROGRESS"
+
+
+def progress_bar(total: int | None = None, desc: str | None = None, disable: bool = False, **options):
+    """A progress bar: a live one in JupyterLab (tqdm's widget) and in terminals.
+
+    With ``$MINIBERT_PROGRESS=line`` (how the course stores its notebooks' outputs) it prints one line when it
+    closes instead: a live bar redraws hundreds of times, and a stored notebook would keep every redraw.
+    """
+    if os.environ.get(PROGRESS_VAR, "").strip().lower() == "line":
+        return LineProgress(total, desc, disable, unit=options.get("unit", "it"), initial=options.get("initial", 0))
+    from tqdm.auto import tqdm  # the widget in a notebook (ipywidgets), text in a terminal
+
+    return tqdm(total=total, desc=desc, disable=disable, **options)
+
+
+class LineProgress:
+    """The part of tqdm's interface the package uses, printing one summary line at the end."""
+
+    def __init__(self, total: int | None, desc: str | None, disable: bool, unit: str = "it", initial: int = 0):
+        self.total, self.desc, self.disable, self.unit = total, desc or "progress", disable, unit
+        self.n, self.initial, self.postfix = initial, initial, ""
+        self._start, self._closed = time.perf_counter(), False
+
+    def update(self, n: int = 1) -> None:
+        self.n += n
+
+    def set_postfix(self, ordered_dict: dict | None = None, refresh: bool = True, **kwargs) -> None:
+        items = {**(ordered_dict or {}), **kwargs}
+        self.postfix = ", ".join(f"{k}={v}" for k, v in items.items())
+
+    def close(self) -> None:
+        if self._closed or self.disable:
+            self._closed = True
+            return
+        self._closed = True
+        seconds = time.perf_counter() - self._start
+        done = f"{self.n:,}" + (f"/{self.total:,}" if self.total is not None else "")
+        rate = (self.n - self.initial) / seconds if seconds > 0 else 0.0
+        tail = f", {self.postfix}" if self.postfix else ""
+        print(f"{self.desc}: {done} {self.unit} in {seconds:.0f} s ({rate:,.1f} {self.unit}/s){tail}")
+
+    def __enter__(self) -> LineProgress:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -39,3 +39,31 @@ def test_cache_folder(monkeypatch, tmp_path):
     assert cache_dir() == tmp_path
     monkeypatch.delenv("MINIBERT_CACHE")
     assert cache_dir().parts[-2:] == (".cache", "minibert")
+
+
+def test_a_chapter_prints_its_profile_first_and_its_run_time_last(capsys, monkeypatch):
+    from minibert.runtime import end_chapter, start_chapter
+
+    monkeypatch.setenv("MINIBERT_PROFILE", "laptop")
+    start_chapter(model="bert-tiny")
+    minutes = end_chapter()
+    first, last = capsys.readouterr().out.splitlines()
+    assert first.startswith("profile: laptop, device: ") and first.endswith("model: bert-tiny")
+    assert last.startswith(f"run time: {minutes:.1f} min") and minutes >= 0
+
+
+def test_stored_runs_get_one_progress_line(capsys, monkeypatch):
+    from minibert.runtime import LineProgress, progress_bar
+
+    monkeypatch.setenv("MINIBERT_PROGRESS", "line")
+    with progress_bar(total=5, desc="pretraining", unit="step") as bar:
+        assert isinstance(bar, LineProgress)
+        for _ in range(5):
+            bar.update()
+            bar.set_postfix({"loss": "1.5"}, refresh=False)
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1 and out.startswith("pretraining: 5/5 step in ") and out.rstrip().endswith("loss=1.5")
+    progress_bar(total=3, disable=True).close()
+    assert capsys.readouterr().out == ""  # a disabled bar prints nothing
+    monkeypatch.delenv("MINIBERT_PROGRESS")
+    assert not isinstance(progress_bar(total=1, disable=True), LineProgress)  # otherwise tqdm's live bar
