@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
+from ..runtime import progress_bar
 from .vectors import KeyedVectors
 from .vocab import Vocab
 
@@ -282,7 +282,7 @@ class Word2Vec:
         if len(ids) == 0:
             raise ValueError("none of these sentences has a word of the vocabulary; is it the corpus it was built on?")
         report = TrainingReport()
-        bar = _progress_bar(epochs * len(ids), progress)
+        bar = progress_bar(epochs * len(ids), "word2vec", not progress, unit="word", unit_scale=True, mininterval=0.5)
         start = time.perf_counter()
         with _one_thread_per_worker(self.device):
             for epoch in range(epochs):
@@ -412,10 +412,6 @@ class _one_thread_per_worker:
     def __exit__(self, *exc):
         if self.cpu:
             torch.set_num_threads(self.saved)
-
-
-def _progress_bar(total: int, enabled: bool):
-    return tqdm(total=total, unit="word", unit_scale=True, disable=not enabled, mininterval=0.5)
 
 
 def train_word2vec(
