@@ -1,176 +1,40 @@
-"""Training a WordPiece vocabulary: merge the best pair of symbols again and again (chapter 03)."""
+"""Training subword vocabularies: WordPiece and byte-level BPE both merge the best pair of symbols, again and again.
+
+A trainer counts the words of a corpus, splits each word into symbols and merges, again and again, the adjacent pair
+with the best score into one new symbol, until the vocabulary has the size asked for. WordPiece and BPE differ only
+in the arguments of ``learn_merges``:
+
+- the split of a word into symbols: 'hug' -> ['h', '##u', '##g'] for WordPiece (continuations marked), the byte
+  symbols of 'Ġhug' for BPE;
+- the first symbols, whose order sets the ids (special tokens, then the alphabet, sorted): of two pairs with the
+  same score, the one of smaller ids is merged first, as in ``tokenizers``;
+- the score of a pair: WordPiece's likelihood gain (or the ratio), or its count (BPE, and ``tokenizers``' WordPiece);
+- the name of a merged symbol: 'h' + '##u' -> 'hu' (the continuation mark dropped), 'Ġ' + 't' -> 'Ġt'.
+
+``split_words``, ``pair_scores`` and ``merge_pair`` are one step written plainly, as the notebook builds it: every
+pair counted and scored anew after each merge, a pass over the whole corpus per merge. ``learn_merges`` gives the
+same merges without the passes: it keeps the counts up to date, visits only the words that hold the merged pair, and
+keeps the scores in a max-heap.
+"""
 
 from __future__ import annotations
 
 import heapq
 import math
+import operator
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
+from tqdm import tqdm
+
+from .bpe import ByteLevelBPE, bytes_to_unicode, pre_tokenize
 from .normalize import basic_tokenize
 from .wordpiece import PREFIX, SPECIAL_TOKENS, BertTokenizer
 
-# ---------------------------------------------------------------------------------------------------------------
-# Training a WordPiece vocabulary
-
-
-def _alphabet_vocab(words: dict[str, int], special_tokens: Sequence[str]) -> list[str]:
-    """Special tokens, then every character seen at the start of a word, then every ``##`` continuation."""
-    first, rest = set(), set()
-    for w in words:
-        first.add(w[0])
-        rest.update(w[1:])
-    vocab = list(special_tokens)
-    vocab += sorted(first - set(vocab))
-    vocab += sorted(PREFIX + c for c in rest if PREFIX + c not in set(vocab))
-    return vocab
-
-
-def train_wordpiece(
-    lines: Iterable[str],
-    vocab_size: int,
-    lowercase: bool = True,
-    strip_accents: bool | None = None,
-    special_tokens: Sequence[str] = SPECIAL_TOKENS,
-    min_pair_count: int = 1,
-    scoring: str = "likelihood",
-    progress: bool = False,
-) -> BertTokenizer:
-    """Learn a WordPiece vocabulary of ``vocab_size`` tokens from ``lines``.
-
-    Start from the characters; repeatedly merge the adjacent pair with the best score and add it to the vocabulary.
-    WordPiece's score is ``count(ab) / (count(a) * count(b))``: how much more often a and b occur together than
-    chance predicts, which is how much merging them raises the corpus likelihood under a unigram model.
-    ``scoring="frequency"`` merges the most frequent pair instead (BPE's rule, which the ``tokenizers`` trainer uses).
-    """
-    if scoring not in ("likelihood", "ratio", "frequency"):
-        raise ValueError(f"scoring={scoring!r}: use 'likelihood', 'ratio' or 'frequency'")
-    word_counts: Counter[str] = Counter()
-    for line in lines:
-        word_counts.update(basic_tokenize(line, lowercase, strip_accents))
-    vocab = _alphabet_vocab(word_counts, special_tokens)
-    if vocab_size < len(vocab):
-        raise ValueError(f"vocab_size={vocab_size} is smaller than the alphabet and special tokens ({len(vocab)})")
-    merges = _learn_merges(word_counts, vocab, vocab_size, min_pair_count, scoring, progress)
-    vocab += merges
-    return BertTokenizer(vocab, lowercase=lowercase, strip_accents=strip_accents)
-
-
-def _learn_merges(
-    word_counts: dict[str, int], vocab: list[str], vocab_size: int, min_pair_count: int, scoring: str, progress: bool
-) -> list[str]:
-    """The merge loop on integer ids with incremental pair counts and a lazy max-heap.
-
-    Merging (a, b) changes the counts of the pairs around each occurrence and, for the likelihood and ratio scores,
-    the score of every pair that contains a or b, since count(a) and count(b) drop. Each pair whose score changes is
-    pushed again; an entry whose score is no longer the pair's current one is dropped when popped.
-    """
-    ids = {t: i for i, t in enumerate(vocab)}
-    names = list(vocab)
-    words = [[ids[w[0]], *(ids[PREFIX + c] for c in w[1:])] for w in word_counts]
-    counts = list(word_counts.values())
-    token_count = [0] * len(names)  # how often each token occurs in the current segmentation
-    pair_count: dict[tuple[int, int], int] = {}
-    where: dict[tuple[int, int], set[int]] = {}  # pair -> words it occurs in
-    partners: dict[int, set[tuple[int, int]]] = {}  # token -> pairs that contain it
-    for k, (w, c) in enumerate(zip(words, counts)):
-        for t in w:
-            token_count[t] += c
-        for p in zip(w, w[1:]):
-            pair_count[p] = pair_count.get(p, 0) + c
-            where.setdefault(p, set()).add(k)
-    for a, b in pair_count:
-        partners.setdefault(a, set()).add((a, b))
-        partners.setdefault(b, set()).add((a, b))
-
-    log = math.log
-    log_total = log(sum(token_count))
-    log_count = [log(n) if n else 0.0 for n in token_count]
-
-    def score(p: tuple[int, int]) -> float:
-        n = pair_count[p]
-        if scoring == "likelihood":  # n * log(n * N / (count(a) * count(b))): count times PMI
-            return n * (log(n) + log_total - log_count[p[0]] - log_count[p[1]])
-        if scoring == "ratio":
-            return n / (token_count[p[0]] * token_count[p[1]])
-        return float(n)
-
-    heap = [(-score(p), p) for p in pair_count]
-    heapq.heapify(heap)
-    merges: list[str] = []
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=vocab_size - len(names), desc="merges")
-    while len(names) < vocab_size and heap:
-        neg, p = heapq.heappop(heap)
-        if p not in pair_count or -neg != score(p):
-            continue  # stale: a fresher entry for this pair was pushed when its score changed
-        if pair_count[p] < min_pair_count:
-            break
-        a, b = p
-        name = names[a] + (names[b][len(PREFIX) :] if names[b].startswith(PREFIX) else names[b])
-        new = len(names)
-        names.append(name)
-        token_count.append(0)
-        merges.append(name)
-        touched: set[tuple[int, int]] = set()
-        for k in where.pop(p):
-            w, c = words[k], counts[k]
-            merged, i, n = [], 0, len(w)
-            while i < n:
-                if w[i] == a and i + 1 < n and w[i + 1] == b:
-                    merged.append(new)
-                    i += 2
-                else:
-                    merged.append(w[i])
-                    i += 1
-            if len(merged) == n:
-                continue  # the pair left this word in an earlier merge
-            times = n - len(merged)
-            token_count[a] -= c * times
-            token_count[b] -= c * times
-            token_count[new] += c * times
-            for q in zip(w, w[1:]):
-                pair_count[q] -= c
-                touched.add(q)
-            for q in zip(merged, merged[1:]):
-                pair_count[q] = pair_count.get(q, 0) + c
-                where.setdefault(q, set()).add(k)
-                touched.add(q)
-            words[k] = merged
-        log_count.append(0.0)
-        for t in (a, b, new):
-            log_count[t] = log(token_count[t]) if token_count[t] > 0 else 0.0
-        for q in touched:
-            if pair_count[q] <= 0:
-                del pair_count[q]
-                where.pop(q, None)
-            else:
-                partners.setdefault(q[0], set()).add(q)
-                partners.setdefault(q[1], set()).add(q)
-        if scoring != "frequency":  # every pair holding a or b scores differently now that a and b are rarer
-            for t in (a, b):
-                held = partners.get(t)
-                if held:
-                    held.difference_update([q for q in held if q not in pair_count])
-                    touched |= held
-        for q in touched:
-            if q in pair_count:
-                heapq.heappush(heap, (-score(q), q))
-        if len(heap) > 4 * len(pair_count) + 100_000:  # drop the stale entries now and then
-            heap = [(-score(q), q) for q in pair_count]
-            heapq.heapify(heap)
-        if bar is not None:
-            bar.update(1)
-    if bar is not None:
-        bar.close()
-    return merges
-
+Pair = tuple[int, int]  # two adjacent symbols, by id
 
 # ---------------------------------------------------------------------------------------------------------------
-# One training step, written plainly (the notebook's version; ``train_wordpiece`` does the same incrementally)
+# One training step, written plainly (the notebook's version; ``learn_merges`` does the same incrementally)
 
 
 def split_words(word_counts: dict[str, int]) -> dict[str, list[str]]:
@@ -221,3 +85,247 @@ def merge_pair(splits: dict[str, list[str]], a: str, b: str) -> dict[str, list[s
                 i += 1
         out[w] = new
     return out
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Learning merges incrementally: what both trainers run
+
+
+class PairCounts:
+    """Words as lists of symbol ids, with how often each symbol and each adjacent pair occurs in the corpus.
+
+    ``where`` maps each pair to the words that hold it: a merge visits only those words, and changes only the counts
+    of the pairs around each merged occurrence. ``holding`` maps each symbol to the pairs it is part of, for scores
+    that depend on the symbols' counts (kept only when asked for).
+    """
+
+    def __init__(self, words: list[list[int]], counts: list[int], n_symbols: int, index_symbols: bool = False):
+        self.words, self.counts = words, counts  # counts[k]: how often word k occurs in the corpus
+        self.symbol_count = symbol_count = [0] * n_symbols  # symbol id -> occurrences
+        self.pair_count: dict[Pair, int] = {}  # pair -> occurrences; a pair that no longer occurs is dropped
+        self.where: dict[Pair, set[int]] = {}  # pair -> the words holding it (a word may have lost it since)
+        pair_count, where = self.pair_count, self.where
+        for k, (w, c) in enumerate(zip(words, counts)):
+            for s in w:
+                symbol_count[s] += c
+            for p in zip(w, w[1:]):
+                pair_count[p] = pair_count.get(p, 0) + c
+                where.setdefault(p, set()).add(k)
+        self.holding: dict[int, set[Pair]] | None = None
+        if index_symbols:
+            self.holding = {}
+            self._index(pair_count)
+
+    def merge(self, a: int, b: int, new: int) -> set[Pair]:
+        """Replace each (a, b) by ``new``, left to right, in every word; return the pairs that formed around it."""
+        if new == len(self.symbol_count):
+            self.symbol_count.append(0)
+        words, counts, pair_count, where = self.words, self.counts, self.pair_count, self.where
+        formed: set[Pair] = set()
+        merged = 0  # occurrences of (a, b) merged
+        for k in where.pop((a, b)):
+            w, c = words[k], counts[k]
+            length = len(w)
+            for p, change in _merge_word(w, a, b, new):
+                n = pair_count.get(p, 0) + change * c
+                if n:
+                    pair_count[p] = n
+                else:  # the pair no longer occurs
+                    del pair_count[p]
+                    where.pop(p, None)
+                if change > 0:
+                    formed.add(p)
+                    where.setdefault(p, set()).add(k)
+            merged += (length - len(w)) * c
+        pair_count.pop((a, b), None)
+        self.symbol_count[a] -= merged
+        self.symbol_count[b] -= merged
+        self.symbol_count[new] += merged
+        formed = {p for p in formed if p in pair_count}
+        if self.holding is not None:
+            self._index(formed)
+        return formed
+
+    def pairs_holding(self, s: int) -> set[Pair]:
+        """The pairs that symbol ``s`` is part of (needs ``index_symbols``)."""
+        held = self.holding.get(s, set())
+        held.difference_update([p for p in held if p not in self.pair_count])
+        return held
+
+    def _index(self, pairs: Iterable[Pair]) -> None:
+        for p in pairs:
+            self.holding.setdefault(p[0], set()).add(p)
+            self.holding.setdefault(p[1], set()).add(p)
+
+
+def _merge_word(w: list[int], a: int, b: int, new: int) -> list[tuple[Pair, int]]:
+    """Merge (a, b) in place, left to right; return the pair-count changes around each merge."""
+    changes, i = [], 0
+    while i < len(w):
+        if w[i] == a and i + 1 < len(w) and w[i + 1] == b:
+            if i > 0:
+                changes += [((w[i - 1], a), -1), ((w[i - 1], new), 1)]
+            w[i : i + 2] = [new]
+            if i < len(w) - 1:
+                changes += [((b, w[i + 1]), -1), ((new, w[i + 1]), 1)]
+        i += 1
+    return changes
+
+
+def _scorer(scoring: str, corpus: PairCounts) -> Callable[[Pair], float]:
+    """The score of a pair from the current counts, computed as ``pair_scores`` computes it."""
+    pair, symbol = corpus.pair_count, corpus.symbol_count
+    log, log_total = math.log, math.log(sum(symbol))  # N: the number of symbols before any merge
+
+    def likelihood(p: Pair) -> float:
+        n = pair[p]
+        return n * (log(n) + log_total - log(symbol[p[0]]) - log(symbol[p[1]]))
+
+    def ratio(p: Pair) -> float:
+        return pair[p] / (symbol[p[0]] * symbol[p[1]])
+
+    frequency = pair.__getitem__  # the count itself
+    return {"likelihood": likelihood, "ratio": ratio, "frequency": frequency}[scoring]
+
+
+def learn_merges(
+    splits: dict[str, list[str]],
+    word_counts: dict[str, int],
+    symbols: Sequence[str],
+    vocab_size: int,
+    join: Callable[[str, str], str] = operator.add,
+    scoring: str = "frequency",
+    min_count: int = 1,
+    progress: bool = False,
+) -> tuple[list[str], list[tuple[str, str]]]:
+    """Merge the best pair until there are ``vocab_size`` symbols; return the symbols (in id order) and the merges.
+
+    ``splits`` holds each word as its first symbols, ``symbols`` those symbols in id order, ``join`` names a merged
+    pair (a merge that spells an existing symbol gives that symbol, as in ``tokenizers``). ``scoring``: "frequency",
+    "likelihood" or "ratio", as in ``pair_scores``. Stops early when the best pair occurs fewer than ``min_count``
+    times.
+
+    The heap holds (-score, pair): the best score first, then the pair of smallest ids. A merge lowers the counts of
+    the pairs it breaks (their heap entries are then too high: such an entry goes back in with its current score when
+    it comes out on top) and forms new pairs, pushed with their scores. The likelihood and the ratio also rise for
+    every pair holding a or b, since a and b become rarer: those are pushed again too.
+    """
+    symbols = list(symbols)
+    ids = {s: i for i, s in enumerate(symbols)}
+    words = [[ids[s] for s in splits[w]] for w in word_counts]
+    corpus = PairCounts(words, list(word_counts.values()), len(symbols), index_symbols=scoring != "frequency")
+    score = _scorer(scoring, corpus)
+    heap = [(-score(p), p) for p in corpus.pair_count]
+    heapq.heapify(heap)
+    merges: list[tuple[str, str]] = []
+    bar = tqdm(total=vocab_size - len(symbols), desc="merges", disable=not progress)
+    while len(symbols) < vocab_size and heap:
+        neg, pair = heapq.heappop(heap)
+        if pair not in corpus.pair_count:
+            continue  # merged already, or no longer formed anywhere
+        current = score(pair)
+        if -neg != current:
+            heapq.heappush(heap, (-current, pair))  # its score fell since it was pushed
+            continue
+        if corpus.pair_count[pair] < min_count:
+            break
+        a, b = pair
+        name = join(symbols[a], symbols[b])
+        if name not in ids:
+            ids[name] = len(symbols)
+            symbols.append(name)
+        merges.append((symbols[a], symbols[b]))
+        changed = corpus.merge(a, b, ids[name])  # the pairs that formed
+        if corpus.holding is not None:  # the likelihood and the ratio rise for every pair holding a or b
+            changed |= corpus.pairs_holding(a) | corpus.pairs_holding(b)
+        for p in changed:
+            heapq.heappush(heap, (-score(p), p))
+        if len(heap) > 4 * len(corpus.pair_count) + 100_000:  # drop the stale entries now and then
+            heap = [(-score(p), p) for p in corpus.pair_count]
+            heapq.heapify(heap)
+        bar.update()
+    bar.close()
+    return symbols, merges
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The two trainers
+
+
+def train_wordpiece(
+    lines: Iterable[str],
+    vocab_size: int,
+    lowercase: bool = True,
+    strip_accents: bool | None = None,
+    special_tokens: Sequence[str] = SPECIAL_TOKENS,
+    min_pair_count: int = 1,
+    scoring: str = "likelihood",
+    progress: bool = False,
+) -> BertTokenizer:
+    """Learn a WordPiece vocabulary of ``vocab_size`` tokens from ``lines``.
+
+    Start from the characters; repeatedly merge the adjacent pair with the best score and add it to the vocabulary.
+    WordPiece's score is ``count(ab) / (count(a) * count(b))``: how much more often a and b occur together than
+    chance predicts, which is how much merging them raises the corpus likelihood under a unigram model.
+    ``scoring="frequency"`` merges the most frequent pair instead (BPE's rule, which the ``tokenizers`` trainer uses).
+    """
+    if scoring not in ("likelihood", "ratio", "frequency"):
+        raise ValueError(f"scoring={scoring!r}: use 'likelihood', 'ratio' or 'frequency'")
+    word_counts: Counter[str] = Counter()
+    for line in lines:
+        word_counts.update(basic_tokenize(line, lowercase, strip_accents))
+    alphabet = _alphabet_vocab(word_counts, special_tokens)
+    if vocab_size < len(alphabet):
+        raise ValueError(f"vocab_size={vocab_size} is smaller than the alphabet and special tokens ({len(alphabet)})")
+    vocab, _ = learn_merges(
+        split_words(word_counts), word_counts, alphabet, vocab_size, _join_pieces, scoring, min_pair_count, progress
+    )
+    return BertTokenizer(vocab, lowercase=lowercase, strip_accents=strip_accents)
+
+
+def _alphabet_vocab(words: dict[str, int], special_tokens: Sequence[str]) -> list[str]:
+    """Special tokens, then every character seen at the start of a word, then every ``##`` continuation."""
+    first, rest = set(), set()
+    for w in words:
+        first.add(w[0])
+        rest.update(w[1:])
+    vocab = list(special_tokens)
+    vocab += sorted(first - set(vocab))
+    vocab += sorted(PREFIX + c for c in rest if PREFIX + c not in set(vocab))
+    return vocab
+
+
+def _join_pieces(a: str, b: str) -> str:
+    """'h' + '##u' -> 'hu': the merged piece starts a word if its first part does."""
+    return a + b.removeprefix(PREFIX)
+
+
+def train_bpe(
+    lines: Iterable[str],
+    vocab_size: int,
+    min_frequency: int = 2,
+    special_tokens: Sequence[str] = (),
+    add_prefix_space: bool = False,
+    progress: bool = False,
+) -> ByteLevelBPE:
+    """Learn a byte-level BPE of ``vocab_size`` tokens, as ``tokenizers``' ByteLevelBPETokenizer trains one.
+
+    Vocabulary: the special tokens, the 256 byte symbols (sorted), then one token per merge. Each step merges the
+    most frequent adjacent pair (ties: the pair of smallest ids), until the vocabulary is full or no pair occurs
+    ``min_frequency`` times.
+    """
+    word_counts: Counter[str] = Counter()
+    for line in lines:
+        word_counts.update(pre_tokenize(line, add_prefix_space))
+    symbols = list(dict.fromkeys(special_tokens))
+    alphabet = set(bytes_to_unicode().values())
+    for w in word_counts:
+        alphabet.update(w)
+    symbols += sorted(alphabet - set(symbols))
+    if vocab_size < len(symbols):
+        raise ValueError(f"vocab_size={vocab_size} is smaller than the 256 byte symbols and the special tokens")
+    splits = {w: list(w) for w in word_counts}
+    vocab, merges = learn_merges(
+        splits, word_counts, symbols, vocab_size, operator.add, "frequency", min_frequency, progress
+    )
+    return ByteLevelBPE({t: i for i, t in enumerate(vocab)}, merges, add_prefix_space, special_tokens)
