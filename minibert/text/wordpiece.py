@@ -15,6 +15,9 @@ import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+import numpy as np
+import torch
+
 from ..files import atomic_write
 from .normalize import _ASCII_CLEAN, _ASCII_CONTROL, _ASCII_SPLIT, basic_tokenize
 
@@ -306,11 +309,7 @@ class BertTokenizer:
         if len({len(x) for x in ids}) > 1:
             raise ValueError("sequences have different lengths: pass padding=True to make a tensor")
         if return_tensors == "np":
-            import numpy as np
-
             return {k: np.asarray(v, dtype=np.int64).reshape(len(v), -1) for k, v in batch.items()}
-        import torch
-
         return {k: torch.tensor(v, dtype=torch.long).reshape(len(v), -1) for k, v in batch.items()}
 
     # -- ids to text
