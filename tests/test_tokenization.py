@@ -18,7 +18,7 @@ from minibert.text import (
     wikipedia_lines,
     wordpiece,
 )
-from minibert.text.wordpiece import is_punctuation
+from minibert.text.normalize import is_punctuation
 
 tokenizers = pytest.importorskip("tokenizers")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

@@ -10,7 +10,8 @@ import torch
 
 from ..runtime import CACHE_VERSION, cache_dir
 from ..text.corpus import wikipedia
-from ..text.wordpiece import BertTokenizer, train_wordpiece
+from ..text.train import train_wordpiece
+from ..text.wordpiece import BertTokenizer
 from .instances import Document, Instance, build_instances, cached_documents, split_articles
 from .masking import IGNORE_INDEX, Masker, mask_instances
 

@@ -1,21 +1,19 @@
-"""Byte-level BPE, the tokenizer of GPT-2, RoBERTa, ModernBERT and EuroBERT: tokenizer and trainer.
+"""Byte-level BPE, the tokenizer of GPT-2, RoBERTa, ModernBERT and EuroBERT.
 
 Text is first cut into pieces by GPT-2's regex (contractions, runs of letters, of digits, of other symbols, each with
 the space before it). Each piece becomes its UTF-8 bytes, each byte a printable character (``bytes_to_unicode``), so
 the base vocabulary is exactly 256 symbols and nothing is ever unknown. Training merges the most frequent adjacent
 pair again and again; encoding replays the merges in the order they were learned.
 
-``ByteLevelBPE.from_tokenizer_json`` reads a ``tokenizers`` JSON file; ``train_bpe`` follows the ``tokenizers``
-trainer step for step (same tie-breaking, same bookkeeping), so both give the same merges.
+``ByteLevelBPE.from_tokenizer_json`` reads a ``tokenizers`` JSON file; ``train_bpe`` (in ``train.py``) learns the
+merges ``tokenizers``' trainer learns, in the same order.
 """
 
 from __future__ import annotations
 
-import heapq
 import json
 import re
 import unicodedata
-from collections import Counter
 from collections.abc import Iterable, Sequence
 from functools import cache
 from pathlib import Path
@@ -308,97 +306,3 @@ class ByteLevelBPE:
             buffer += [_BYTE_DECODER[c] for c in self.id_to_token[i]]
         out.append(bytes(buffer).decode("utf-8", errors="replace"))
         return "".join(out)
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Training
-
-
-def train_bpe(
-    lines: Iterable[str],
-    vocab_size: int,
-    min_frequency: int = 2,
-    special_tokens: Sequence[str] = (),
-    add_prefix_space: bool = False,
-    progress: bool = False,
-) -> ByteLevelBPE:
-    """Learn a byte-level BPE of ``vocab_size`` tokens, as ``tokenizers``' ByteLevelBPETokenizer trains one.
-
-    Vocabulary: the special tokens, the 256 byte symbols (sorted), then one token per merge. Each step merges the
-    most frequent adjacent pair (ties: the pair of smallest ids), until the vocabulary is full or no pair occurs
-    ``min_frequency`` times.
-    """
-    word_counts: Counter[str] = Counter()
-    for line in lines:
-        word_counts.update(pre_tokenize(line, add_prefix_space))
-    names = list(dict.fromkeys(special_tokens))
-    alphabet = set(bytes_to_unicode().values())
-    for w in word_counts:
-        alphabet.update(w)
-    names += sorted(alphabet - set(names))
-    if vocab_size < len(names):
-        raise ValueError(f"vocab_size={vocab_size} is smaller than the 256 byte symbols and the special tokens")
-    ids = {t: i for i, t in enumerate(names)}
-    words = [[ids[c] for c in w] for w in word_counts]
-    counts = list(word_counts.values())
-
-    # pair -> count, pair -> words holding it; the heap holds (-count, pair, positions) and is fixed lazily on pop
-    pair_count: dict[tuple[int, int], int] = {}
-    where: dict[tuple[int, int], set[int]] = {}
-    for k, (w, c) in enumerate(zip(words, counts)):
-        for p in zip(w, w[1:]):
-            pair_count[p] = pair_count.get(p, 0) + c
-            where.setdefault(p, set()).add(k)
-    seq = 0  # tie-breaker that keeps the heap from comparing position sets
-    heap = [(-pair_count[p], p, 0, pos) for p, pos in where.items() if pair_count[p] > 0]
-    heapq.heapify(heap)
-    merges: list[tuple[str, str]] = []
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=vocab_size - len(names), desc="merges")
-    while len(ids) < vocab_size and heap:
-        neg, p, _, pos = heapq.heappop(heap)
-        if -neg != pair_count[p]:  # stale: its count changed since it was pushed
-            seq += 1
-            heapq.heappush(heap, (-pair_count[p], p, seq, pos))
-            continue
-        if -neg < 1 or -neg < min_frequency:
-            break
-        a, b = p
-        name = names[a] + names[b]
-        new = ids.get(name)
-        if new is None:
-            new = ids[name] = len(names)
-            names.append(name)
-        merges.append((names[a], names[b]))
-        created: dict[tuple[int, int], set[int]] = {}
-        for k in sorted(pos):
-            for q, change in _merge_word(words[k], a, b, new):
-                pair_count[q] = pair_count.get(q, 0) + change * counts[k]
-                if change > 0:
-                    created.setdefault(q, set()).add(k)
-        for q, where_q in created.items():
-            if pair_count[q] > 0:
-                seq += 1
-                heapq.heappush(heap, (-pair_count[q], q, seq, where_q))
-        if bar is not None:
-            bar.update(1)
-    if bar is not None:
-        bar.close()
-    return ByteLevelBPE(ids, merges, add_prefix_space, special_tokens)
-
-
-def _merge_word(w: list[int], a: int, b: int, new: int) -> list[tuple[tuple[int, int], int]]:
-    """Merge (a, b) in place, left to right; return the pair-count changes around each merge."""
-    changes, i = [], 0
-    while i < len(w):
-        if w[i] == a and i + 1 < len(w) and w[i + 1] == b:
-            if i > 0:
-                changes += [((w[i - 1], a), -1), ((w[i - 1], new), 1)]
-            w[i : i + 2] = [new]
-            if i < len(w) - 1:
-                changes += [((b, w[i + 1]), -1), ((new, w[i + 1]), 1)]
-        i += 1
-    return changes

@@ -29,7 +29,7 @@ class Article:
 
 
 def gensim_datapath(name: str) -> str:
-    try:
+    try:  # gensim is optional (the course extra): imported only where its data or wiki parser is needed
         from gensim.test.utils import datapath
     except ImportError:
         raise ImportError("the course's text ships with gensim's test data: pip install gensim") from None
@@ -46,7 +46,7 @@ _SPACES = re.compile(r"[ \t]+")
 
 def clean_wiki(markup: str) -> list[str]:
     """Wiki markup -> paragraphs of plain text (gensim's filter_wiki, then emphasis, headings and lists)."""
-    from gensim.corpora.wikicorpus import filter_wiki
+    from gensim.corpora.wikicorpus import filter_wiki  # optional, as in gensim_datapath
 
     paragraphs = []
     for line in filter_wiki(markup).splitlines():
@@ -60,7 +60,7 @@ def clean_wiki(markup: str) -> list[str]:
 
 
 def _parse_dump(path: str) -> list[Article]:
-    from gensim.corpora.wikicorpus import extract_pages
+    from gensim.corpora.wikicorpus import extract_pages  # optional, as in gensim_datapath
 
     articles = []
     with bz2.open(path) as f:

@@ -148,9 +148,9 @@ def parallel_corpus(
 def train_bytelevel_bpe(texts: Iterable[str], vocab_size: int, min_frequency: int = 2):
     """A byte-level BPE vocabulary (GPT-2's scheme, as in ModernBERT and EuroBERT) trained with ``tokenizers``.
 
-    :mod:`minibert.text.bpe` builds the same algorithm step by step; this is the fast trainer, for measurements.
+    :func:`minibert.text.train_bpe` learns the same merges in Python; this is the fast trainer, for measurements.
     """
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers  # optional (the course extra)
 
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
