@@ -227,7 +227,7 @@ def _where_learner(tb: TracebackType | None) -> str:
         return ""
     frame, line = frames[-1]
     text = traceback.FrameSummary(frame.f_code.co_filename, line, frame.f_code.co_name).line
-    return f", at line {line} of `{frame.f_code.co_name}`" + (f": `{text}`" if text else "")
+    return f"\n   at line {line} of `{frame.f_code.co_name}`" + (f": `{text}`" if text else "")
 
 
 def _not_implemented(ex: Exercise, fn: Callable, e: NotImplementedError) -> tuple[str, str]:
