@@ -15,7 +15,6 @@ import json
 import os
 import re
 import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -62,19 +61,6 @@ def expected_ids(path: Path, nb: dict) -> list[str]:
     return list(dict.fromkeys(i for s in sources for i in _CHECK_ID.findall(s)))
 
 
-def _kernel_manager():
-    """A kernel manager that starts this interpreter's ipykernel, whatever kernels Jupyter has installed."""
-    from jupyter_client import KernelManager
-    from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
-
-    class ThisPython(KernelSpecManager):
-        def get_kernel_spec(self, kernel_name: str, *args, **kwargs) -> KernelSpec:
-            argv = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
-            return KernelSpec(argv=argv, display_name="Python 3", language="python", name=kernel_name)
-
-    return KernelManager(kernel_name="python3", kernel_spec_manager=ThisPython())
-
-
 def run_notebook(path: Path, timeout: float) -> tuple[dict[str, dict], str]:
     """Execute a notebook; returns its checks' verdicts (id -> the last verdict logged) and what stopped it, if any."""
     import nbformat
@@ -86,8 +72,8 @@ def run_notebook(path: Path, timeout: float) -> tuple[dict[str, dict], str]:
         log = Path(tmp) / "checks.jsonl"
         env = {k: v for k, v in os.environ.items() if k != STRICT_ENV}
         env.update({"MINIBERT_PROFILE": "smoke", LOG_ENV: str(log), "MPLBACKEND": "Agg"})
-        km = _kernel_manager()
-        client = NotebookClient(nb, km=km, allow_errors=True, record_timing=False,
+        # "python3" is this interpreter: jupyter_client starts the kernel spec's "python" as sys.executable
+        client = NotebookClient(nb, kernel_name="python3", allow_errors=True, record_timing=False,
                                 resources={"metadata": {"path": str(path.parent.resolve())}})  # fmt: skip
         stopped = ""
         deadline = time.monotonic() + timeout
@@ -106,9 +92,6 @@ def run_notebook(path: Path, timeout: float) -> tuple[dict[str, dict], str]:
             stopped = TIMEOUT
         except DeadKernelError:
             stopped = "the kernel died"
-        finally:
-            if km.has_kernel:
-                km.shutdown_kernel(now=True)
         verdicts = {}
         if log.exists():
             for line in log.read_text(encoding="utf-8").splitlines():
