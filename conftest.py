@@ -16,6 +16,17 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 
+def pytest_runtest_setup(item):
+    # Strict checks in the exercise notebooks' kernels (started at a notebook's first cell, with this environment):
+    # under solutions/ every check must pass, under exercises/ every check must say "not implemented".
+    folder = item.path.parent.name if item.path.suffix == ".ipynb" else ""
+    expected = {"solutions": "pass", "exercises": "not-implemented"}.get(folder)
+    if expected:
+        os.environ["MINIBERT_STRICT_CHECKS"] = expected
+    else:
+        os.environ.pop("MINIBERT_STRICT_CHECKS", None)
+
+
 def pytest_collectstart(collector):
     # nbval's documented hook, guarded: under pytest 9 not every collector has skip_compare
     if hasattr(collector, "skip_compare"):

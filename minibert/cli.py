@@ -27,6 +27,22 @@ def _cmd_exercises(args: argparse.Namespace) -> int:
     return exercises.main(["--root", str(args.root)] + (["--check"] if args.check else []))
 
 
+def _cmd_grade(args: argparse.Namespace) -> int:
+    from .course import grade
+
+    if args.timeout <= 0:
+        raise UsageError(f"--timeout must be above 0 seconds (got {args.timeout})")
+    if args.csv is not None and Path(args.csv).is_dir():
+        raise UsageError(f"--csv {args.csv} is a folder; give a file name for the gradebook, e.g. grades.csv")
+    grade.find_notebooks(args.paths)  # a missing path or an empty folder is an error before any notebook runs
+    rows = grade.grade(args.paths, args.timeout, progress=lambda s: print(s, file=sys.stderr, flush=True))
+    print(grade.table(rows))
+    if args.csv is not None:
+        grade.write_csv(rows, args.csv)
+        print(f"wrote the gradebook to {args.csv}", file=sys.stderr)
+    return 0
+
+
 def _cmd_info(args: argparse.Namespace) -> int:
     import torch
 
@@ -338,6 +354,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--root", default=".", help="the course folder")
     p.add_argument("--check", action="store_true")
     p.set_defaults(func=_cmd_exercises)
+
+    p = sub.add_parser("grade", help="run learners' exercise notebooks; one verdict per exercise, a gradebook")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="exercise notebooks, or folders of them")
+    p.add_argument("--csv", metavar="FILE", help="also write the verdicts to this CSV file")
+    p.add_argument("--timeout", type=float, default=600, help="seconds per notebook (default 600)")
+    p.set_defaults(func=_cmd_grade)
 
     p = sub.add_parser("pretrain", help="pretrain a BERT on the Wikipedia excerpt (MLM + NSP); torchrun-ready")
     p.add_argument("--out", required=True, help="output folder: checkpoints/, history.json")
