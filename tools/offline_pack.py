@@ -43,7 +43,7 @@ PART_MIB = 60
 EXTRAS = ("course", "dev")
 PROVIDED = ("torch",)  # the machine's own build: never packed or installed, and what only it needs is left out
 NO_DEPS = ("bertviz",)  # installed without its dependencies: its views need neither boto3 nor sentencepiece
-LEFT_OUT = ("jupyterlab", "ruff", "nbgrader")  # an editor, a linter, a grader: running the course and its tests needs none
+LEFT_OUT = ("jupyterlab", "ruff", "nbgrader")  # an editor, a linter, a grader: the course and its tests need none
 
 
 class PackError(Exception):
