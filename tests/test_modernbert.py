@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 import torch.nn.functional as F
-from parity_helpers import maxdiff, padded_batch, randomise
+from parity_helpers import assert_matches, maxdiff, padded_batch, randomise
 from transformers import ModernBertConfig, ModernBertForMaskedLM, ModernBertModel
 
 from minibert import EncoderForPreTraining, hf, preset
@@ -14,7 +14,6 @@ from minibert.config import pad_vocab_size
 from minibert.model import Encoder
 from minibert.optim import StableAdamW, weight_decay_groups, wsd_factor, wsd_schedule
 
-TOL = 1e-4
 WINDOW = 16  # a token sees 8 on each side: the test sequences (50 tokens) are much longer
 
 
@@ -55,7 +54,7 @@ def test_masked_lm_matches_transformers_with_padding(mlm_pair, unpad):
         r = ref(input_ids=ids, attention_mask=mask).logits
         o = mine(ids, mask, unpad=unpad).mlm_logits
     assert r.abs().max() > 1  # the logits are not all near zero
-    assert maxdiff(o, r, mask.bool()) <= TOL  # padding positions hold no meaning in either model
+    assert_matches(o, r, mask.bool())  # padding positions hold no meaning in either model
 
 
 def test_model_matches_transformers_without_padding():
@@ -63,11 +62,11 @@ def test_model_matches_transformers_without_padding():
     mine = hf.from_pretrained(ref.state_dict(), model_class=Encoder, config=hf.config_from_hf(ref.config.to_dict()))
     ids, _ = batch()
     with torch.no_grad():
-        assert maxdiff(mine(ids).last_hidden_state, ref(input_ids=ids).last_hidden_state) <= TOL
+        assert_matches(mine(ids).last_hidden_state, ref(input_ids=ids).last_hidden_state)
         mask = torch.ones_like(ids)
         mask[0, 40:] = 0
         r = ref(input_ids=ids, attention_mask=mask).last_hidden_state
-        assert maxdiff(mine(ids, mask).last_hidden_state, r, mask.bool()) <= TOL
+        assert_matches(mine(ids, mask).last_hidden_state, r, mask.bool())
 
 
 def test_config_reads_the_hub_format_and_the_transformers5_format():
@@ -107,9 +106,7 @@ def test_saved_model_loads_in_transformers(tmp_path, mlm_pair):
     theirs = ModernBertForMaskedLM.from_pretrained(tmp_path, attn_implementation="sdpa").eval()
     ids, mask = batch()
     with torch.no_grad():
-        assert (
-            maxdiff(theirs(input_ids=ids, attention_mask=mask).logits, mine(ids, mask).mlm_logits, mask.bool()) <= TOL
-        )
+        assert_matches(mine(ids, mask).mlm_logits, theirs(input_ids=ids, attention_mask=mask).logits, mask.bool())
     again = hf.from_pretrained(tmp_path)  # and back from the folder
     assert again.config == mine.config
 
@@ -121,7 +118,7 @@ def test_transformers_folders_load(tmp_path):
     ids, mask = batch()
     with torch.no_grad():
         r = ref(input_ids=ids, attention_mask=mask).last_hidden_state
-        assert maxdiff(enc(ids, mask).last_hidden_state, r, mask.bool()) <= TOL
+        assert_matches(enc(ids, mask).last_hidden_state, r, mask.bool())
 
 
 def test_wrong_checkpoint_names_the_keys(mlm_pair):
@@ -138,7 +135,7 @@ def test_probability_path_equals_fast_path(mlm_pair):
     with torch.no_grad():
         slow = mine(ids, mask, output_attentions=True)
         fast = mine(ids, mask).mlm_logits
-    assert maxdiff(slow.mlm_logits, fast, mask.bool()) <= TOL
+    assert_matches(slow.mlm_logits, fast, mask.bool())
     probs = slow.encoder.attentions[1][0]  # a local layer: nothing beyond the window
     far = ~sliding_window_mask(50, WINDOW)
     assert probs[:, far].abs().max() == 0
@@ -206,7 +203,7 @@ def test_unpadded_batch_equals_each_sequence_alone(mlm_pair):
         for b in range(3):
             n = int(mask[b].sum())
             alone = mine.encoder(ids[b : b + 1, :n]).last_hidden_state[0]
-            assert maxdiff(out.last_hidden_state[b, :n], alone) <= TOL
+            assert_matches(out.last_hidden_state[b, :n], alone)
         assert out.last_hidden_state[2, 7:].abs().max() == 0  # padding comes back as zeros
         assert len(out.hidden_states) == 6 and out.hidden_states[3].shape == (3, 50, 64)
 
@@ -226,7 +223,7 @@ def test_packed_documents_do_not_see_each_other(mlm_pair, unpad):
         start = 0
         for d in docs:
             alone = mine.encoder(d[None]).last_hidden_state[0]
-            assert maxdiff(packed[start : start + len(d)], alone) <= TOL
+            assert_matches(packed[start : start + len(d)], alone)
             start += len(d)
 
 
@@ -300,7 +297,7 @@ def test_pack_sequences_fills_rows_and_matches_separate_runs(mlm_pair):
             r, c = next((r, c) for r in range(3) for c in range(41 - len(s))
                         if packed["input_ids"][r, c : c + len(s)].tolist() == s)  # fmt: skip
             assert packed["position_ids"][r, c] == 0
-            assert maxdiff(out.last_hidden_state[r, c : c + len(s)], alone) <= TOL
+            assert_matches(out.last_hidden_state[r, c : c + len(s)], alone)
     with pytest.raises(ValueError, match="longer than max_length"):
         pack_sequences([[1] * 50], max_length=40)
 
