@@ -101,7 +101,7 @@ def _cmd_pretrain(args: argparse.Namespace) -> int:
     trainer.fit()
     if rank == 0:
         text = json.dumps({"steps": trainer.history, "evals": trainer.evals}) + "\n"
-        atomic_write(Path(args.out) / "history.json", lambda f: Path(f).write_text(text))
+        atomic_write(Path(args.out) / "history.json", lambda f: Path(f).write_text(text, encoding="utf-8"))
         final = trainer.evals[-1] if trainer.evals else {}
         shown = ", ".join(f"{k} {v:.4f}" for k, v in final.items() if k not in ("step", "train_seconds"))
         say(f"step {trainer.step}: held-out {shown}; checkpoint in {Path(args.out) / 'checkpoints'}")

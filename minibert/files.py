@@ -23,7 +23,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> None:
     os.close(fd)
     try:
         write(tmp)
-        with open(tmp, "rb") as f:
+        with open(tmp, "r+b") as f:  # Windows flushes a file to disk only through a handle that may write
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:

@@ -590,7 +590,7 @@ def read_hf_config(folder: str | os.PathLike) -> dict:
     if not path.is_file():
         raise FileNotFoundError(f"no config.json in {folder}: is this a Hugging Face model folder?")
     try:
-        return json.loads(path.read_text())
+        return json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as e:
         raise CheckpointError(f"{path} is not valid JSON ({e}); the file is corrupt") from e
 
@@ -674,7 +674,10 @@ def save_pretrained(model: nn.Module, folder: str | os.PathLike, model_type: str
     hf_config = fmt["config_to_hf"](config)  # first: refuses configs the format cannot express
     hf_sd = fmt["from_minibert"](sd, config)
     save_safetensors(hf_sd, folder / "model.safetensors", metadata={"format": "pt"})
-    atomic_write(folder / "config.json", lambda tmp: Path(tmp).write_text(json.dumps(hf_config, indent=2) + "\n"))
+    atomic_write(
+        folder / "config.json",
+        lambda tmp: Path(tmp).write_text(json.dumps(hf_config, indent=2) + "\n", encoding="utf-8"),
+    )
     return folder
 
 

@@ -634,7 +634,7 @@ def save_model(model: EncoderForPreTraining, folder: str | os.PathLike, tokenize
         sd.pop("mlm_head.decoder.weight", None)  # the same tensor as the token embeddings: stored once
     save_safetensors(sd, folder / "model.safetensors", metadata={"format": "pt", "minibert": "pretraining"})
     text = json.dumps(model.config.to_dict(), indent=2) + "\n"
-    atomic_write(folder / "config.json", lambda f: Path(f).write_text(text))
+    atomic_write(folder / "config.json", lambda f: Path(f).write_text(text, encoding="utf-8"))
     if tokenizer is not None:
         tokenizer.save(folder)
     return folder
@@ -651,7 +651,7 @@ def load_pretrained(folder: str | os.PathLike, device: torch.device | str = "cpu
         if latest is None:
             raise FileNotFoundError(f"{folder} has no config.json and no checkpoints/: not a minibert checkpoint")
         folder = latest
-    d = json.loads((folder / "config.json").read_text())
+    d = json.loads((folder / "config.json").read_text(encoding="utf-8"))
     if "model_type" in d:  # a Hugging Face folder
         model = from_pretrained(folder, model_class=EncoderForPreTraining)
     else:

@@ -82,8 +82,8 @@ def test_generator_writes_and_detects_stale_exercises(tmp_path):
     assert exercises.generate(tmp_path, check=True) == ["01_demo.ipynb"]
     assert exercises.generate(tmp_path) == ["01_demo.ipynb"]
     assert exercises.generate(tmp_path, check=True) == []
-    made = json.loads((tmp_path / "exercises" / "01_demo.ipynb").read_text())
+    made = json.loads((tmp_path / "exercises" / "01_demo.ipynb").read_text(encoding="utf-8"))
     code = made["cells"][1]
     assert code["outputs"] == [] and "NotImplementedError" in "".join(code["source"])
-    (tmp_path / "exercises" / "99_orphan.ipynb").write_text("{}")
+    (tmp_path / "exercises" / "99_orphan.ipynb").write_text("{}", encoding="utf-8")
     assert exercises.generate(tmp_path, check=True) == ["99_orphan.ipynb (no solution notebook)"]

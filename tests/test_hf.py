@@ -87,7 +87,7 @@ def test_bin_checkpoint_folder_loads(tmp_path):
     cfg = BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=20)
     ref = BertForPreTraining(cfg).eval()
     torch.save(ref.state_dict(), tmp_path / "pytorch_model.bin")
-    (tmp_path / "config.json").write_text(json.dumps(cfg.to_dict()))
+    (tmp_path / "config.json").write_text(json.dumps(cfg.to_dict()), encoding="utf-8")
     mine = hf.from_pretrained(tmp_path)
     ids = torch.randint(0, 50, (1, 9))
     with torch.no_grad():

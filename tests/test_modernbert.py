@@ -102,7 +102,7 @@ def test_presets_have_the_released_sizes(name):
 def test_saved_model_loads_in_transformers(tmp_path, mlm_pair):
     _, mine = mlm_pair
     hf.save_pretrained(mine, tmp_path)
-    assert json.loads((tmp_path / "config.json").read_text())["model_type"] == "modernbert"
+    assert json.loads((tmp_path / "config.json").read_text(encoding="utf-8"))["model_type"] == "modernbert"
     theirs = ModernBertForMaskedLM.from_pretrained(tmp_path, attn_implementation="sdpa").eval()
     ids, mask = batch()
     with torch.no_grad():

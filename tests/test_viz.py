@@ -24,7 +24,7 @@ TEXT, PAIR = "The cat sat on the mat.", "It was tired."
 @pytest.fixture(scope="module")
 def tokenizer(tmp_path_factory) -> BertTokenizer:
     vocab = tmp_path_factory.mktemp("vocab") / "vocab.txt"
-    vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]) + "\n")
+    vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]) + "\n", encoding="utf-8")
     return BertTokenizer.from_vocab_file(vocab)
 
 

@@ -9,7 +9,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def workflow(name: str) -> dict:
-    wf = yaml.safe_load((ROOT / ".github" / "workflows" / name).read_text())
+    wf = yaml.safe_load((ROOT / ".github" / "workflows" / name).read_text(encoding="utf-8"))
     assert wf["name"] and wf["jobs"]
     on = wf.get("on", wf.get(True))  # YAML 1.1 reads the key `on` as True
     assert on, f"{name} has no trigger"
@@ -25,7 +25,7 @@ def runs(wf: dict) -> list[str]:
 
 
 def readme_block(title: str) -> str:
-    text = (ROOT / "README.md").read_text()
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
     m = re.search(rf"{title}.*?```bash\n(.*?)```", text, flags=re.S)
     assert m, f"README has no command under {title!r}"
     return m[1].strip()
@@ -44,5 +44,7 @@ def test_gpu_workflow_runs_the_documented_command_on_a_gpu_runner():
 
 def test_cpu_workflow_runs_the_readme_test_command():
     commands = runs(workflow("ci.yml"))
-    test_cmd = next(c for c in (ROOT / "README.md").read_text().splitlines() if "python -m pytest -n 2" in c)
+    test_cmd = next(
+        c for c in (ROOT / "README.md").read_text(encoding="utf-8").splitlines() if "python -m pytest -n 2" in c
+    )
     assert test_cmd.strip() in commands
