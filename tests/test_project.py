@@ -3,11 +3,15 @@
 import re
 from pathlib import Path
 
-import tomllib
 import yaml
 from packaging.requirements import Requirement
 
 from minibert import exercises
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10: pytest depends on tomli, the same parser before it joined the library
+    import tomli as tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
 
