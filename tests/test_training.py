@@ -266,6 +266,7 @@ WORKER = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(
     sys.platform != "linux",
     reason="torchrun with gloo is tested on Linux only: on macOS and Windows its rendezvous and gloo's transport "

@@ -232,10 +232,14 @@ def chromium() -> str | None:
     return next((str(p) for p in places if p.is_file()), None)
 
 
-needs_chromium = pytest.mark.skipif(
+_no_chromium = pytest.mark.skipif(
     chromium() is None,
     reason="no Chromium or Chrome found (apt-get install -y chromium, or set MINIBERT_CHROMIUM to a Chrome binary)",
 )
+
+
+def needs_chromium(test):
+    return pytest.mark.slow(_no_chromium(test))
 
 
 def render(path: Path, screenshot: Path | None = None, size: str = "1100,1400", ready=None, tries: int = 3) -> str:
