@@ -262,7 +262,7 @@ def descendants(pid: int) -> list[int]:
     children: dict[int, list[int]] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
-            text = stat.read_text()
+            text = stat.read_text(encoding="utf-8")
         except OSError:
             continue
         ppid = int(text.rsplit(")", 1)[1].split()[1])
@@ -825,7 +825,7 @@ def worker_main(stage: str, result: Path, settings_json: str) -> None:
         out = mfu_rows(s, (s.peak_tflops, "bf16") if s.peak_tflops else None)
     else:
         raise SystemExit(f"unknown worker stage {stage!r}")
-    result.write_text(json.dumps(out))
+    result.write_text(json.dumps(out), encoding="utf-8")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -872,7 +872,7 @@ class Suite:
             return "timeout", f"stopped after {time.monotonic() - t0:.0f} s (timeout {timeout:.0f} s)"
         if rc != 0 or not result.exists():
             return "error", f"the worker exited with status {rc} (its output is above)"
-        return "ok", json.loads(result.read_text())
+        return "ok", json.loads(result.read_text(encoding="utf-8"))
 
     # -- header
 
@@ -1079,7 +1079,7 @@ class Suite:
 
 def checked_cells(path: Path) -> list[int]:
     """Code-cell numbers (nbval's 'Cell N') whose output nbval compares in lax mode."""
-    nb = json.loads(path.read_text())
+    nb = json.loads(path.read_text(encoding="utf-8"))
     out = []
     code = [c for c in nb["cells"] if c["cell_type"] == "code"]
     for n, cell in enumerate(code):
@@ -1170,7 +1170,7 @@ def main(argv: list[str] | None = None) -> int:
     if s.resume:
         if not suite.results_path.exists():
             raise SystemExit(f"--resume: {suite.results_path} does not exist; run once without --resume")
-        suite.earlier = json.loads(suite.results_path.read_text())
+        suite.earlier = json.loads(suite.results_path.read_text(encoding="utf-8"))
         then = suite.earlier.get("settings", {})
         if (then.get("profile"), then.get("device")) != (s.profile, s.device):
             raise SystemExit(

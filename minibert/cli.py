@@ -168,7 +168,7 @@ def _check_out(args: argparse.Namespace) -> list[Path]:
     saved = out / "arguments.json"
     if found and saved.is_file():
         try:
-            before = json.loads(saved.read_text())
+            before = json.loads(saved.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             before = {}  # a damaged record only loses this check
         changed = [f"{_flag(k)} {before[k]} (now {getattr(args, k)})" for k in _RUN_OPTIONS
@@ -186,7 +186,7 @@ def _save_arguments(args: argparse.Namespace, steps: int | None) -> None:
 
     record = {k: getattr(args, k) for k in _RUN_OPTIONS} | {"steps": steps}
     text = json.dumps(record, indent=2) + "\n"
-    atomic_write(Path(args.out) / "arguments.json", lambda f: Path(f).write_text(text))
+    atomic_write(Path(args.out) / "arguments.json", lambda f: Path(f).write_text(text, encoding="utf-8"))
 
 
 class _StopOnInterrupt:
@@ -306,7 +306,7 @@ def _cmd_pretrain(args: argparse.Namespace) -> int:
         trainer.fit()
     if rank == 0:
         text = json.dumps({"steps": trainer.history, "evals": trainer.evals}) + "\n"
-        atomic_write(out / "history.json", lambda f: Path(f).write_text(text))
+        atomic_write(out / "history.json", lambda f: Path(f).write_text(text, encoding="utf-8"))
         final = trainer.evals[-1] if trainer.evals else {}
         shown = ", ".join(f"{k} {v:.4f}" for k, v in final.items() if k not in ("step", "train_seconds"))
         say(f"step {trainer.step}: held-out {shown}; checkpoint in {out / 'checkpoints'}")

@@ -6,6 +6,7 @@ import json
 import os
 import pickle
 import tempfile
+import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -46,13 +47,26 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> None:
     os.close(fd)
     try:
         write(tmp)
-        with open(tmp, "rb") as f:
+        with open(tmp, "r+b") as f:  # Windows flushes a file to disk only through a handle that may write
             os.fsync(f.fileno())
         os.chmod(tmp, file_mode())  # the usual permissions, set before the file appears under its name
-        os.replace(tmp, path)
+        _replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _replace(src: str, dst: Path, tries: int = 50) -> None:
+    """os.replace, retried for a few seconds on Windows, where a file that another process is reading (a cache that
+    two processes fill at once) cannot be replaced until it is closed."""
+    for attempt in range(tries):
+        try:
+            os.replace(src, dst)
+            return
+        except PermissionError:
+            if os.name != "nt" or attempt == tries - 1:
+                raise
+            time.sleep(0.05)
 
 
 def save_safetensors(tensors: dict[str, torch.Tensor], path: str | os.PathLike, metadata: dict | None = None) -> None:

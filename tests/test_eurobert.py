@@ -2,14 +2,12 @@
 
 import pytest
 import torch
-from parity_helpers import maxdiff, padded_batch, randomise
+from parity_helpers import assert_matches, maxdiff, padded_batch, randomise
 from transformers import EuroBertConfig, EuroBertForMaskedLM, EuroBertModel
 
 from minibert import EncoderForPreTraining, hf, preset
 from minibert.config import family_of
 from minibert.encoder import Encoder, MultiHeadAttention, RMSNorm
-
-TOL = 1e-4
 
 
 def tiny_hf_config(**kw) -> EuroBertConfig:
@@ -58,8 +56,8 @@ def test_masked_lm_matches_transformers_with_padding(mlm_pair):
         r = ref(input_ids=ids, attention_mask=mask).logits
         o = mine(ids, mask).mlm_logits
     assert r.abs().max() > 1  # the logits are not all near zero
-    assert maxdiff(o, r, mask.bool()) <= TOL
-    assert maxdiff(o, r) <= TOL  # neither model unpads: even the padding positions agree
+    assert_matches(o, r, mask.bool())
+    assert_matches(o, r)  # neither model unpads: even the padding positions agree
 
 
 @pytest.mark.parametrize("attn", ["eager", "sdpa"])
@@ -72,8 +70,8 @@ def test_model_matches_transformers_with_padding(attn):
         o = mine(ids, mask).last_hidden_state
         r_full = ref(input_ids=ids).last_hidden_state
         o_full = mine(ids).last_hidden_state
-    assert maxdiff(o, r, mask.bool()) <= TOL
-    assert maxdiff(o_full, r_full) <= TOL
+    assert_matches(o, r, mask.bool())
+    assert_matches(o_full, r_full)
 
 
 def test_attentions_match_transformers_and_repeat_the_kv_heads():
@@ -85,7 +83,8 @@ def test_attentions_match_transformers_and_repeat_the_kv_heads():
         o = mine(ids, mask, output_attentions=True).attentions
     assert len(o) == len(r) == 3 and o[0].shape == (3, 8, 40, 40)
     for a, b in zip(o, r):
-        assert maxdiff(a, b, mask.bool()[:, None, :, None].expand_as(a)) <= TOL
+        # probabilities in [0, 1]: rounding in the (large) scores moves them by up to 2e-5 on any kernel
+        assert maxdiff(a, b, mask.bool()[:, None, :, None].expand_as(a)) <= 2e-4
 
 
 def test_grouped_query_attention_is_multi_head_attention_with_repeated_kv_heads():
@@ -150,7 +149,7 @@ def test_saved_model_loads_in_transformers(tmp_path, mlm_pair):
     ids, mask = batch(seed=3)
     with torch.no_grad():
         o = mine(ids, mask).mlm_logits
-        assert maxdiff(ref(input_ids=ids, attention_mask=mask).logits, o, mask.bool()) <= TOL
+        assert_matches(o, ref(input_ids=ids, attention_mask=mask).logits, mask.bool())
         assert maxdiff(again(ids, mask).mlm_logits, o) == 0
 
 
@@ -160,7 +159,7 @@ def test_transformers_folder_loads(tmp_path):
     mine = hf.from_pretrained(tmp_path / "ref")
     ids, mask = batch(seed=4)
     with torch.no_grad():
-        assert maxdiff(mine(ids, mask).mlm_logits, ref(input_ids=ids, attention_mask=mask).logits, mask.bool()) <= TOL
+        assert_matches(mine(ids, mask).mlm_logits, ref(input_ids=ids, attention_mask=mask).logits, mask.bool())
 
 
 def test_wrong_checkpoint_names_the_keys(mlm_pair):

@@ -39,9 +39,12 @@ def test_minilm_matches_transformers(minilm_inputs):
     with torch.no_grad():
         r = ref(input_ids=ids, attention_mask=mask).last_hidden_state
         o = mine(ids, mask).last_hidden_state
-    # compared at real tokens: at padding positions transformers' own sdpa and eager paths differ by ~3e-5
+    # compared at real tokens: at padding positions transformers' own sdpa and eager paths differ by ~3e-5.
+    # transformers' float32 output is itself 2.5e-6 from its float64 one, and other kernels and thread counts move
+    # the difference up to 4.5e-6; a real mistake moves it by far more (a layer-norm eps of 1e-6 instead of 1e-12:
+    # 1.4e-4, a tanh GELU: 2.6e-3).
     real = mask.bool()
-    assert (r - o)[real].abs().max().item() <= 1e-5
+    assert (r - o)[real].abs().max().item() <= 5e-5
 
 
 def test_minilm_matches_sentence_transformers(minilm_inputs):
@@ -84,7 +87,7 @@ def test_bin_checkpoint_folder_loads(tmp_path):
     cfg = BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=20)
     ref = BertForPreTraining(cfg).eval()
     torch.save(ref.state_dict(), tmp_path / "pytorch_model.bin")
-    (tmp_path / "config.json").write_text(json.dumps(cfg.to_dict()))
+    (tmp_path / "config.json").write_text(json.dumps(cfg.to_dict()), encoding="utf-8")
     mine = hf.from_pretrained(tmp_path)
     ids = torch.randint(0, 50, (1, 9))
     with torch.no_grad():

@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 import torch.nn.functional as F
-from parity_helpers import maxdiff, padded_batch, randomise
+from parity_helpers import assert_matches, maxdiff, padded_batch, randomise
 from transformers import ModernBertConfig, ModernBertForMaskedLM, ModernBertModel
 
 from minibert import EncoderForPreTraining, hf, preset
@@ -13,7 +13,6 @@ from minibert.config import pad_vocab_size
 from minibert.encoder import Encoder, local_attention, sliding_window_mask, varlen_attention
 from minibert.pretrain import StableAdamW, lr_scheduler, param_groups, wsd, wsd_factor
 
-TOL = 1e-4
 WINDOW = 16  # a token sees 8 on each side: the test sequences (50 tokens) are much longer
 
 
@@ -54,7 +53,7 @@ def test_masked_lm_matches_transformers_with_padding(mlm_pair, unpad):
         r = ref(input_ids=ids, attention_mask=mask).logits
         o = mine(ids, mask, unpad=unpad).mlm_logits
     assert r.abs().max() > 1  # the logits are not all near zero
-    assert maxdiff(o, r, mask.bool()) <= TOL  # padding positions hold no meaning in either model
+    assert_matches(o, r, mask.bool())  # padding positions hold no meaning in either model
 
 
 def test_model_matches_transformers_without_padding():
@@ -62,11 +61,11 @@ def test_model_matches_transformers_without_padding():
     mine = hf.from_pretrained(ref.state_dict(), model_class=Encoder, config=hf.config_from_hf(ref.config.to_dict()))
     ids, _ = batch()
     with torch.no_grad():
-        assert maxdiff(mine(ids).last_hidden_state, ref(input_ids=ids).last_hidden_state) <= TOL
+        assert_matches(mine(ids).last_hidden_state, ref(input_ids=ids).last_hidden_state)
         mask = torch.ones_like(ids)
         mask[0, 40:] = 0
         r = ref(input_ids=ids, attention_mask=mask).last_hidden_state
-        assert maxdiff(mine(ids, mask).last_hidden_state, r, mask.bool()) <= TOL
+        assert_matches(mine(ids, mask).last_hidden_state, r, mask.bool())
 
 
 def test_config_reads_the_hub_format_and_the_transformers5_format():
@@ -102,13 +101,11 @@ def test_presets_have_the_released_sizes(name):
 def test_saved_model_loads_in_transformers(tmp_path, mlm_pair):
     _, mine = mlm_pair
     hf.save_pretrained(mine, tmp_path)
-    assert json.loads((tmp_path / "config.json").read_text())["model_type"] == "modernbert"
+    assert json.loads((tmp_path / "config.json").read_text(encoding="utf-8"))["model_type"] == "modernbert"
     theirs = ModernBertForMaskedLM.from_pretrained(tmp_path, attn_implementation="sdpa").eval()
     ids, mask = batch()
     with torch.no_grad():
-        assert (
-            maxdiff(theirs(input_ids=ids, attention_mask=mask).logits, mine(ids, mask).mlm_logits, mask.bool()) <= TOL
-        )
+        assert_matches(mine(ids, mask).mlm_logits, theirs(input_ids=ids, attention_mask=mask).logits, mask.bool())
     again = hf.from_pretrained(tmp_path)  # and back from the folder
     assert again.config == mine.config
 
@@ -120,7 +117,7 @@ def test_transformers_folders_load(tmp_path):
     ids, mask = batch()
     with torch.no_grad():
         r = ref(input_ids=ids, attention_mask=mask).last_hidden_state
-        assert maxdiff(enc(ids, mask).last_hidden_state, r, mask.bool()) <= TOL
+        assert_matches(enc(ids, mask).last_hidden_state, r, mask.bool())
 
 
 def test_wrong_checkpoint_names_the_keys(mlm_pair):
@@ -137,7 +134,7 @@ def test_probability_path_equals_fast_path(mlm_pair):
     with torch.no_grad():
         slow = mine(ids, mask, output_attentions=True)
         fast = mine(ids, mask).mlm_logits
-    assert maxdiff(slow.mlm_logits, fast, mask.bool()) <= TOL
+    assert_matches(slow.mlm_logits, fast, mask.bool())
     probs = slow.encoder.attentions[1][0]  # a local layer: nothing beyond the window
     far = ~sliding_window_mask(50, WINDOW)
     assert probs[:, far].abs().max() == 0
@@ -205,7 +202,7 @@ def test_unpadded_batch_equals_each_sequence_alone(mlm_pair):
         for b in range(3):
             n = int(mask[b].sum())
             alone = mine.encoder(ids[b : b + 1, :n]).last_hidden_state[0]
-            assert maxdiff(out.last_hidden_state[b, :n], alone) <= TOL
+            assert_matches(out.last_hidden_state[b, :n], alone)
         assert out.last_hidden_state[2, 7:].abs().max() == 0  # padding comes back as zeros
         assert len(out.hidden_states) == 6 and out.hidden_states[3].shape == (3, 50, 64)
 
@@ -225,7 +222,7 @@ def test_packed_documents_do_not_see_each_other(mlm_pair, unpad):
         start = 0
         for d in docs:
             alone = mine.encoder(d[None]).last_hidden_state[0]
-            assert maxdiff(packed[start : start + len(d)], alone) <= TOL
+            assert_matches(packed[start : start + len(d)], alone)
             start += len(d)
 
 
@@ -299,7 +296,7 @@ def test_pack_sequences_fills_rows_and_matches_separate_runs(mlm_pair):
             r, c = next((r, c) for r in range(3) for c in range(41 - len(s))
                         if packed["input_ids"][r, c : c + len(s)].tolist() == s)  # fmt: skip
             assert packed["position_ids"][r, c] == 0
-            assert maxdiff(out.last_hidden_state[r, c : c + len(s)], alone) <= TOL
+            assert_matches(out.last_hidden_state[r, c : c + len(s)], alone)
     with pytest.raises(ValueError, match="longer than max_length"):
         pack_sequences([[1] * 50], max_length=40)
 

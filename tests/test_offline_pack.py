@@ -24,6 +24,7 @@ DISTRIBUTIONS = {
     "packaging": "pytest",  # pytest's dependency
 }
 LOCAL = {"minibert", "parity_helpers", "conftest"}
+FALLBACKS = {"tomli"}  # tomllib before Python 3.11; pytest brings it there
 
 
 def imported_modules(source: str) -> set[str]:
@@ -46,7 +47,7 @@ def course_imports() -> set[str]:
             if cell["cell_type"] == "code":
                 source = "".join(cell["source"])
                 names |= imported_modules("\n".join(line for line in source.splitlines() if not line.startswith("%")))
-    return names - LOCAL - set(sys.stdlib_module_names)
+    return names - LOCAL - FALLBACKS - set(sys.stdlib_module_names)
 
 
 def test_the_pack_serves_every_import_of_the_course_and_leaves_torch_alone():

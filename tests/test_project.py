@@ -4,17 +4,21 @@ import re
 from pathlib import Path
 
 import pytest
-import tomllib
 import yaml
 from packaging.requirements import Requirement
 
 from minibert.course import exercises
 
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10: pytest depends on tomli, the same parser before it joined the library
+    import tomli as tomllib
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def pyproject() -> dict:
-    return tomllib.loads((ROOT / "pyproject.toml").read_text())
+    return tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
 
 
 def normalise(name: str) -> str:
@@ -34,7 +38,7 @@ def pyproject_requirements() -> dict[str, str]:
 
 
 def environment_requirements() -> dict[str, str]:
-    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    env = yaml.safe_load((ROOT / "environment.yml").read_text(encoding="utf-8"))
     assert env["name"] == "minibert"
     out = {}
     for dep in env["dependencies"]:
@@ -52,14 +56,14 @@ def test_environment_yml_matches_pyproject():
 
 
 def test_python_version_agrees():
-    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    env = yaml.safe_load((ROOT / "environment.yml").read_text(encoding="utf-8"))
     py = next(d for d in env["dependencies"] if isinstance(d, str) and d.startswith("python"))
     assert py.removeprefix("python") == pyproject()["project"]["requires-python"]
 
 
 def readme_commands() -> list[str]:
     """The commands of the README's Start section."""
-    start = (ROOT / "README.md").read_text().split("## Start", 1)[1].split("\n## ", 1)[0]
+    start = (ROOT / "README.md").read_text(encoding="utf-8").split("## Start", 1)[1].split("\n## ", 1)[0]
     blocks = re.findall(r"```bash\n(.*?)```", start, flags=re.S)
     return [line.strip() for b in blocks for line in b.strip().splitlines()]
 
@@ -70,7 +74,7 @@ def test_readme_has_setup_and_test_commands_and_ci_runs_the_test_command_verbati
     setup, test = commands
     assert "jupyter lab" in setup and "torch==2.13.0" in setup
     assert "pytest" in test and test.startswith("pip install torch==2.13.0")
-    ci = [line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()]
+    ci = [line.strip() for line in (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()]
     assert test in ci
     # torch is installed, pinned, before anything that depends on it
     torch_line = next(i for i, line in enumerate(ci) if "torch==2.13.0" in line)
@@ -78,7 +82,7 @@ def test_readme_has_setup_and_test_commands_and_ci_runs_the_test_command_verbati
 
 
 def test_readme_chapter_map_lists_every_notebook():
-    readme = (ROOT / "README.md").read_text()
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
     for nb in sorted((ROOT / "notebooks").glob("*.ipynb")):
         assert f"(notebooks/{nb.name})" in readme, f"README's chapter map lacks {nb.name}"
 
@@ -94,7 +98,7 @@ def test_notebooks_store_their_outputs():
 
     for folder in ("notebooks", "solutions"):
         for nb in sorted((ROOT / folder).glob("*.ipynb")):
-            cells = json.loads(nb.read_text())["cells"]
+            cells = json.loads(nb.read_text(encoding="utf-8"))["cells"]
             code = [c for c in cells if c["cell_type"] == "code"]
             assert any(c.get("outputs") for c in code), f"{folder}/{nb.name} has no stored outputs"
 

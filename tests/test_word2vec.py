@@ -378,15 +378,64 @@ def _gensim(kv: KeyedVectors):
     return g
 
 
+def _scored_pairs(kv: KeyedVectors, name: str) -> list[tuple[str, str, float]]:
+    """The (word, word, human score) lines of a benchmark whose two words are both in kv."""
+    from minibert.embeddings import benchmark_path
+
+    rows = []
+    for line in open(benchmark_path(name), encoding="utf8"):
+        parts = line.strip().split("\t")
+        if not line.startswith("#") and len(parts) == 3 and all(w.lower() in kv for w in parts[:2]):
+            rows.append((parts[0].lower(), parts[1].lower(), float(parts[2])))
+    return rows
+
+
+# Cosines are float32 dot products: ours (torch) and gensim's (numpy) differ by about 1e-7 with the BLAS kernel and
+# thread count. The ranking inputs are compared with room for that; the rank statistic is then allowed to move by
+# what the near-tied cosines can swap, and by nothing more.
+COSINE_TOL = 1e-6
+
+
 @pytest.mark.parametrize("name", ["wordsim353", "simlex999"])
 def test_word_pair_scores_equal_gensims(benchmark_vectors, name):
     from minibert.embeddings import benchmark_path
 
-    ours = evaluate_word_pairs(benchmark_vectors, name)
-    pearson, spearman, oov_ratio = _gensim(benchmark_vectors).evaluate_word_pairs(benchmark_path(name))
-    assert ours.spearman == pytest.approx(spearman[0], abs=1e-6)
-    assert ours.pearson == pytest.approx(pearson[0], abs=1e-6)
-    assert ours.oov_ratio == pytest.approx(oov_ratio) and ours.oov > 0
+    kv, g = benchmark_vectors, _gensim(benchmark_vectors)
+    ours = evaluate_word_pairs(kv, name)
+    pearson, spearman, oov_ratio = g.evaluate_word_pairs(benchmark_path(name))
+    rows = _scored_pairs(kv, name)
+    assert ours.pairs == len(rows) and ours.oov_ratio == pytest.approx(oov_ratio) and ours.oov > 0
+    cosines = np.array([kv.similarity(a, b) for a, b, _ in rows])
+    assert np.abs(cosines - [g.similarity(a, b) for a, b, _ in rows]).max() <= COSINE_TOL  # the same inputs
+    # Two cosines closer than 2 * COSINE_TOL may come in either order on another kernel (wordsim353 here has one
+    # pair 3e-8 apart). Swapping two adjacent ranks changes sum(d^2) by at most 2n + 2, so Spearman's
+    # 1 - 6 sum(d^2) / (n (n^2 - 1)) moves by at most 12 / (n (n - 1)) per swap: about 2e-4 for wordsim353's 252
+    # pairs, far below what a wrong pair, rank or formula changes (Pearson instead of Spearman differs by 0.04).
+    n, near_ties = len(rows), int((np.diff(np.sort(cosines)) < 2 * COSINE_TOL).sum())
+    assert near_ties <= 0.05 * n  # otherwise the bound below would say little
+    assert ours.spearman == pytest.approx(spearman[0], abs=near_ties * 12 / (n * (n - 1)) + 1e-12)
+    assert ours.pearson == pytest.approx(pearson[0], abs=1e-6)  # continuous in the cosines: no ties to break
+
+
+def _near_tied_analogies(kv: KeyedVectors, gap: float = 1e-5) -> int:
+    """Questions whose best two answers (3CosAdd, in float64) are closer than ``gap``: on another BLAS kernel the
+    float32 scores of gensim or of minibert may rank them the other way round."""
+    from minibert.embeddings import benchmark_path
+
+    unit = kv.unit.double()
+    index = {w.upper(): i for i, w in reversed(list(enumerate(kv.words)))}
+    questions = []
+    for line in open(benchmark_path("analogies"), encoding="utf8"):
+        words = [w.upper() for w in line.split()]
+        if not line.startswith(":") and len(words) == 4 and all(w in index for w in words):
+            questions.append([index[w] for w in words])
+    a, b, c, _ = torch.tensor(questions).T
+    sims = (unit[b] + unit[c] - unit[a]) @ unit.T
+    rows = torch.arange(len(a))
+    for words in (a, b, c):
+        sims[rows, words] = -math.inf
+    top = sims.topk(2, dim=1).values
+    return int((top[:, 0] - top[:, 1] < gap * (unit[b] + unit[c] - unit[a]).norm(dim=1)).sum())
 
 
 def test_analogy_accuracy_equals_gensims(benchmark_vectors):
@@ -395,11 +444,16 @@ def test_analogy_accuracy_equals_gensims(benchmark_vectors):
     ours = evaluate_analogies(benchmark_vectors)
     score, sections = _gensim(benchmark_vectors).evaluate_word_analogies(benchmark_path("analogies"))
     total = sections[-1]
-    assert ours.correct == len(total["correct"]) and ours.total == len(total["correct"]) + len(total["incorrect"])
-    assert ours.accuracy == pytest.approx(score) and 0.05 < ours.accuracy < 0.95
+    assert ours.total == len(total["correct"]) + len(total["incorrect"]) and 0.05 < ours.accuracy < 0.95
     assert ours.oov > 0
+    # an answer only changes where the two best candidates are within float32 rounding (6 of 10451 questions here
+    # are closer than 1e-5); a wrong scoring or a question word not excluded changes hundreds
+    near_ties = _near_tied_analogies(benchmark_vectors)
+    assert near_ties <= 0.002 * ours.total
     gensim_sections = {s["section"]: (len(s["correct"]), len(s["correct"]) + len(s["incorrect"])) for s in sections}
-    assert all(gensim_sections[k] == v for k, v in ours.sections.items())
+    assert all(gensim_sections[k][1] == v[1] for k, v in ours.sections.items())  # the same questions answered
+    assert sum(abs(gensim_sections[k][0] - v[0]) for k, v in ours.sections.items()) <= near_ties
+    assert abs(ours.correct - len(total["correct"])) <= near_ties
 
 
 def test_from_gensim_keeps_words_and_vectors(benchmark_vectors):

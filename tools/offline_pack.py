@@ -84,7 +84,7 @@ def roots_from_pyproject(
         import tomllib
     except ImportError:  # Python 3.10
         from pip._vendor import tomli as tomllib
-    project = tomllib.loads(pyproject.read_text())["project"]
+    project = tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]
     own = canonical(project["name"])
     reqs = list(project["dependencies"])
     for extra in EXTRAS:
@@ -202,7 +202,7 @@ def resolve(roots: list[str], target: Target, work: Path) -> dict:
     ]
     say(f"resolving {len(roots)} requirements for Python {target.python} on {target.arch} (glibc {target.glibc})")
     run(cmd)
-    return json.loads(report.read_text())
+    return json.loads(report.read_text(encoding="utf-8"))
 
 
 def run(cmd: list[str], **kw) -> None:
@@ -220,7 +220,7 @@ def read_have(path: Path | None) -> set[str]:
     if path is None:
         return set()
     names = set()
-    for line in path.read_text().splitlines():
+    for line in path.read_text(encoding="utf-8").splitlines():
         m = re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)", line)
         if m and not line.lstrip().startswith("#"):
             names.add(canonical(m[1]))
@@ -308,7 +308,7 @@ def read_manifest(folders: list[Path]) -> dict:
     for folder in folders:
         hits = sorted(folder.rglob(MANIFEST))
         if hits:
-            manifest = json.loads(hits[0].read_text())
+            manifest = json.loads(hits[0].read_text(encoding="utf-8"))
             if manifest.get("format") != 1:
                 raise PackError(f"{hits[0]} is not a pack manifest this script reads (format {manifest.get('format')})")
             return manifest

@@ -35,7 +35,7 @@ def save_model(model: EncoderForPreTraining, folder: str | os.PathLike, tokenize
         sd.pop("mlm_head.decoder.weight", None)  # the same tensor as the token embeddings: stored once
     save_safetensors(sd, folder / "model.safetensors", metadata={"format": "pt", "minibert": "pretraining"})
     text = json.dumps(model.config.to_dict(), indent=2) + "\n"
-    atomic_write(folder / "config.json", lambda f: Path(f).write_text(text))
+    atomic_write(folder / "config.json", lambda f: Path(f).write_text(text, encoding="utf-8"))
     if tokenizer is not None:
         tokenizer.save(folder)
     return folder

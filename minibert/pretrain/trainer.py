@@ -213,7 +213,8 @@ class Trainer:
                     mlm, nsp, s = pretraining_sums(net, mb)
                 loss = mlm / n_masked + nsp / n_seq
                 (loss * self.world).backward()  # DDP averages over ranks; the global normalisers want a sum
-            sums += torch.stack([mlm.detach(), s["mlm_correct"], nsp.detach(), s["nsp_correct"]]).double().cpu()
+            step_sums = torch.stack([mlm.detach(), s["mlm_correct"], nsp.detach(), s["nsp_correct"]])
+            sums += step_sums.cpu().double()  # widened on the CPU: MPS has no float64
         grad_norm = float("nan")
         if self.config.max_grad_norm is not None:
             grad_norm = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.max_grad_norm))

@@ -83,7 +83,7 @@ def wikipedia(lang: str = "en", refresh: bool = False) -> list[Article]:
     path = cache_dir() / f"wiki-{lang}-v{CACHE_VERSION}.json"
     if path.is_file() and not refresh:
         try:
-            return [Article(a["title"], tuple(a["paragraphs"])) for a in json.loads(path.read_text())]
+            return [Article(a["title"], tuple(a["paragraphs"])) for a in json.loads(path.read_text(encoding="utf-8"))]
         except (json.JSONDecodeError, KeyError, TypeError):
             pass  # a damaged cache is rebuilt
     articles = _parse_dump(gensim_datapath(WIKI_DUMPS[lang]))
