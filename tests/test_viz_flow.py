@@ -120,7 +120,7 @@ def test_input_x_gradient_equals_the_directional_derivative(mlm, tokenizer):
         up, down = x.clone(), x.clone()
         up[0, t] *= 1 + eps
         down[0, t] *= 1 - eps
-        slope = (scalar_with_embeddings(mlm, batch, score, up) - scalar_with_embeddings(mlm, batch, score, down))
+        slope = scalar_with_embeddings(mlm, batch, score, up) - scalar_with_embeddings(mlm, batch, score, down)
         assert result.scores[t].item() == pytest.approx(slope / (2 * eps), rel=1e-4, abs=1e-7)
     assert result.value == pytest.approx(scalar_with_embeddings(mlm, batch, score, x))
 
