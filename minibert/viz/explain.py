@@ -30,6 +30,7 @@ from .flow import attention_flow, attention_rollout, rank_correlation
 from .views import encode_for_view, model_attentions
 
 METHODS = ("attention", "rollout", "flow", "input x gradient", "integrated gradients")
+SHORT = {"input x gradient": "input×grad", "integrated gradients": "integ.grad"}  # table headers
 SPECIAL = ("[CLS]", "[SEP]", "[MASK]", "[PAD]", "<s>", "</s>", "<pad>", "<mask>")
 
 
@@ -58,7 +59,7 @@ class Explanation:
 
     def table(self) -> str:
         """The compared tokens' scores, each method scaled so that its largest is 1."""
-        head = f"{'token':>14} " + " ".join(f"{m[:11]:>11}" for m in self.scores)
+        head = f"{'token':>14} " + " ".join(f"{SHORT.get(m, m):>11}" for m in self.scores)
         rows = [head]
         scaled = {m: s / s[self.compared].max().clamp_min(1e-12) for m, s in self.scores.items()}
         for t, (tok, keep) in enumerate(zip(self.tokens, self.compared.tolist())):

@@ -84,10 +84,12 @@ def save_figure(fig, path: str | Path, dpi: int = 150) -> Path:
     import matplotlib.pyplot as plt
 
     path = Path(path)
-    if path.suffix.lower() not in PICTURE_SUFFIXES:
-        raise ValueError(f"{path.name}: save a picture as .png, .svg or .pdf")
-    fig.savefig(path, dpi=dpi, bbox_inches="tight")
-    plt.close(fig)
+    try:
+        if path.suffix.lower() not in PICTURE_SUFFIXES:
+            raise ValueError(f"{path.name}: save a picture as .png, .svg or .pdf")
+        fig.savefig(path, dpi=dpi, bbox_inches="tight")
+    finally:
+        plt.close(fig)
     return path
 
 

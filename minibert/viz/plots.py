@@ -122,10 +122,10 @@ def head_view_figure(data: AttentionData, layer_index: int = 0, heads: Sequence[
         for i in range(T):
             for j in range(T):
                 p = float(probs[i, j])
-                if p > 0.01:
+                if p > 0.02:  # fainter lines would not show, and would make big files
                     segments.append([(0.0, i), (1.0, j)])
                     colors.append((*rgb, min(1.0, p)))
-    ax.add_collection(LineCollection(segments, colors=colors, linewidths=1.6))
+    ax.add_collection(LineCollection(segments, colors=colors, linewidths=1.2))
     for i, t in enumerate(data.tokens):
         ax.text(-0.03, i, t, ha="right", va="center", fontsize=8)
         ax.text(1.03, i, t, ha="left", va="center", fontsize=8)
