@@ -9,6 +9,10 @@ network as a graph: token j at layer l-1 feeds token i at layer l with weight Â
   from input j if mixing were all there is.
 - flow: read the weights as capacities of pipes and ask how much can flow from input j to output i at most
   (a maximum-flow problem, solved for each pair). A path is only as wide as its narrowest layer.
+
+Each flow is solved by scipy's ``maximum_flow`` (Dinic's algorithm, in C) on capacities scaled to integers: every
+pair of a 6-layer model on 20 tokens in about 0.2 s, where networkx's pure-Python solvers (the tests check that
+both agree) take about 20 s.
 """
 
 from __future__ import annotations
@@ -53,8 +57,11 @@ def attention_flow(
 
     About 0.2 s for every pair of a 6-layer model on 20 tokens (scipy's Dinic algorithm, in C).
     """
-    from scipy.sparse import csr_matrix
-    from scipy.sparse.csgraph import maximum_flow
+    try:
+        from scipy.sparse import csr_matrix
+        from scipy.sparse.csgraph import maximum_flow
+    except ImportError:
+        raise ImportError("attention flow uses scipy: pip install 'scipy>=1.11' (or minibert[course])") from None
 
     graph = layer_graph(attentions, residual).numpy()  # (L, T, T)
     L, T, _ = graph.shape
