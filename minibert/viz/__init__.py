@@ -1,20 +1,55 @@
-"""Seeing attention (chapter 09): bertviz's head and model views that work offline, heatmaps, and head patterns.
+"""Seeing attention (chapter 09): bertviz's views offline, a live explorer, pictures, head kinds, and whether
+attention explains a prediction.
 
-- ``views.py``     bertviz's views in one self-contained page (``shim.js`` stands in for d3, jQuery and require.js)
-- ``plots.py``     static pictures: one head's heatmap, a grid of every layer and head
-- ``patterns.py``  what each head attends to: [CLS], [SEP], previous, same or next token, the same word
+- ``data.py``         what a view shows: layers, heads and tokens kept, and the architecture (windows, shared K/V)
+- ``pages.py``        bertviz's head and model views in one self-contained page (``shim.js`` stands in for d3,
+                      jQuery and require.js); the local windows and shared key/value heads drawn beside them
+- ``views.py``        both views of a model reading a text: ``attention_views(model, tokenizer, text, pair)``
+- ``plots.py``        static pictures (PNG, SVG, PDF): one head's heatmap, a grid of every layer and head, the head view
+- ``explorer.py``     ``explore(...)``: type a sentence, pick a model, layer and head; every view follows (ipywidgets)
+- ``patterns.py``     what each head attends to ([CLS], [SEP], previous, next, same word), its entropy, its kind
+- ``flow.py``         attention rollout and attention flow (Abnar & Zuidema, 2020), rank correlation
+- ``attribution.py``  input x gradient and integrated gradients of a masked word or a sentence similarity
+- ``explain.py``      the five methods side by side for one prediction, and how far they agree
 """
 
-from .patterns import PATTERNS, head_patterns, top_heads
-from .plots import attention_grid, plot_attention
+from .attribution import (
+    Attribution,
+    embedding_similarity,
+    input_x_gradient,
+    integrated_gradients,
+    masked_word,
+    mean_pooled,
+)
+from .data import AttentionData, prepare
+from .explain import (
+    METHODS,
+    Explanation,
+    explain_masked_word,
+    explain_similarity,
+    mean_correlations,
+    plot_explanation,
+)
+from .explorer import Explorer, explore
+from .flow import attention_flow, attention_rollout, layer_graph, rank_correlation
+from .pages import AttentionPage, head_view_page, model_view_page, save_figure, structure_html
+from .patterns import (
+    HEAD_CLASSES,
+    PATTERNS,
+    HeadSurvey,
+    classify_heads,
+    head_entropy,
+    head_patterns,
+    plot_head_classes,
+    survey_heads,
+    top_heads,
+)
+from .plots import attention_grid, data_grid, head_view_figure, plot_attention
 from .views import (
-    AttentionData,
-    AttentionPage,
     AttentionViews,
+    attention_structure,
     attention_views,
     encode_for_view,
-    head_view_page,
     model_attentions,
-    model_view_page,
-    prepare,
+    read_attention,
 )
