@@ -6,7 +6,7 @@ Both train on the Wikipedia excerpt (paragraphs as sentences, lower-cased words)
 dimensions, window 5, 5 negatives, min_count 5, sample 1e-3, alpha 0.025 to 0.0001. Runs alternate (gensim,
 minibert, gensim, ...) so both see the same load; times are medians over the repeats, qualities means (each repeat
 has its own seed). Wall time is what the targets are about; CPU time (all threads) shows the work done and hardly
-moves when other programs share the machine. Both models are scored with minibert.word2vec's evaluation, which
+moves when other programs share the machine. Both models are scored with minibert.embeddings' evaluation, which
 counts out-of-vocabulary pairs the way gensim's does (the test suite checks the figures are equal).
 
 Targets: minibert's wordsim353 Spearman at least gensim's minus 0.02, and its wall time at most 1.5x gensim's.
