@@ -25,8 +25,7 @@ import operator
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 
-from tqdm import tqdm
-
+from ..runtime import progress_bar
 from .bpe import ByteLevelBPE, bytes_to_unicode, pre_tokenize
 from .normalize import basic_tokenize
 from .wordpiece import PREFIX, SPECIAL_TOKENS, BertTokenizer
@@ -218,7 +217,7 @@ def learn_merges(
     heap = [(-score(p), p) for p in corpus.pair_count]
     heapq.heapify(heap)
     merges: list[tuple[str, str]] = []
-    bar = tqdm(total=vocab_size - len(symbols), desc="merges", disable=not progress)
+    bar = progress_bar(vocab_size - len(symbols), "merges", not progress)
     while len(symbols) < vocab_size and heap:
         neg, pair = heapq.heappop(heap)
         if pair not in corpus.pair_count:
