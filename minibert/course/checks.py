@@ -28,7 +28,7 @@ from typing import Any
 import torch
 
 from . import chapters
-from .compare import CLOSE, EXACT, WRONG, compare, describe, short, worst
+from .compare import CLOSE, EXACT, WRONG, Outcome, compare, describe, short, worst
 from .spec import Case, Exercise, Question, seeded_tensors
 
 PASS, WRONG_ANSWER, ERROR = "pass", "wrong", "error"
@@ -201,8 +201,6 @@ def _compare_result(ex: Exercise, got: Any, expected: Any):
 
 
 def _wrong(detail: str):
-    from .compare import Outcome
-
     return Outcome(WRONG, detail)
 
 

@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..files import atomic_write
 from . import chapters
 from .checks import LOG_ENV, PASS, STRICT_ENV
 
@@ -134,8 +135,6 @@ def table(rows: list[Row]) -> str:
 
 def write_csv(rows: list[Row], path: str | Path) -> None:
     """The gradebook: notebook, exercise, verdict and the verdict's first line, written atomically."""
-    from ..files import atomic_write
-
     buffer = io.StringIO()
     w = csv.writer(buffer)
     w.writerow(["notebook", "exercise", "verdict", "detail"])

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from .views import _encoder_of, model_inputs
+
 Score = Callable[[nn.Module, dict], torch.Tensor]  # (model, inputs) -> (B,) one scalar per sequence
 
 
@@ -46,8 +48,6 @@ class Attribution:
 
 def _token_embedding(model: nn.Module) -> nn.Embedding:
     """The token-embedding table of a minibert model or a transformers one."""
-    from .views import _encoder_of
-
     encoder = _encoder_of(model)
     if encoder is not None:
         return encoder.embeddings.tok_embeddings
@@ -135,8 +135,6 @@ def mean_pooled(model: nn.Module, inputs: dict) -> torch.Tensor:
 
 def _prepare(model: nn.Module, inputs: dict) -> tuple[dict, torch.Tensor]:
     """Inputs on the model's device (a batch of one), and their token embeddings (1, T, C), detached."""
-    from .views import model_inputs
-
     if inputs["input_ids"].size(0) != 1:
         raise ValueError(f"attribute one sequence at a time; got a batch of {inputs['input_ids'].size(0)}")
     device = next(model.parameters()).device

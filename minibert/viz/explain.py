@@ -14,11 +14,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from itertools import combinations
 
+import matplotlib.pyplot as plt
 import torch
 from torch import nn
 
 from .attribution import (
     Attribution,
+    _eval,
+    _prepare,
     check_masked_lm,
     embedding_similarity,
     input_x_gradient,
@@ -113,8 +116,6 @@ def explain_masked_word(
 
 def _top_prediction(model: nn.Module, batch: dict, position: int) -> int:
     """The id of the most likely token at ``position``."""
-    from .attribution import _eval, _prepare
-
     inputs, _ = _prepare(model, batch)
     with _eval(model), torch.no_grad():
         if hasattr(model, "mlm_head"):
@@ -156,8 +157,6 @@ def mean_correlations(explanations: list[Explanation]) -> dict[tuple[str, str], 
 
 def plot_explanation(explanation: Explanation, ax=None, title: str | None = None):
     """Bars per compared token, one colour per method, each method scaled so that its largest score is 1."""
-    import matplotlib.pyplot as plt
-
     e = explanation
     words = [t for t, keep in zip(e.tokens, e.compared.tolist()) if keep]
     if ax is None:

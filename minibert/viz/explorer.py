@@ -14,6 +14,7 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import torch
 from torch import nn
 
@@ -127,7 +128,6 @@ class Explorer:
         buf = io.BytesIO()
         fig = self.figure()
         fig.savefig(buf, format="png", dpi=80, bbox_inches="tight")
-        import matplotlib.pyplot as plt
 
         plt.close(fig)
         self.heatmap.value = buf.getvalue()

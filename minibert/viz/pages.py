@@ -14,15 +14,18 @@ picture as PNG, SVG or PDF. Each page also draws the architecture when it matter
 from __future__ import annotations
 
 import html
+import io
 import json
 import re
 from collections.abc import Callable, Sequence
 from importlib import resources
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import torch
 
 from .data import HEAD_COLORS, AttentionData
+from .plots import data_grid, head_view_figure
 
 PICTURE_SUFFIXES = (".png", ".svg", ".pdf")
 RUN_THE_CELL = "If nothing shows here, run the cell: a saved notebook keeps only the picture below."
@@ -81,8 +84,6 @@ def _split_bertviz_html(page: str) -> tuple[str, str]:
 
 def save_figure(fig, path: str | Path, dpi: int = 150) -> Path:
     """Write a matplotlib figure as PNG, SVG or PDF (by the file's suffix) and close it."""
-    import matplotlib.pyplot as plt
-
     path = Path(path)
     try:
         if path.suffix.lower() not in PICTURE_SUFFIXES:
@@ -95,9 +96,6 @@ def save_figure(fig, path: str | Path, dpi: int = 150) -> Path:
 
 def display_picture(figure: Callable, caption: str | None = None) -> None:
     """Display ``figure()`` (a matplotlib figure) as a PNG output, under an optional caption."""
-    import io
-
-    import matplotlib.pyplot as plt
     from IPython.display import HTML, Image, display
 
     if caption:
@@ -264,8 +262,6 @@ def head_view_page(
     Hover over a token to see where it looks; click the coloured squares to pick heads. ``layer`` (a model layer
     number) is the one it opens on, ``heads`` (model head numbers) the heads selected at first.
     """
-    from .plots import head_view_figure
-
     bv = _bertviz()
     if layer is not None and layer not in data.layers:
         raise ValueError(f"layer {layer} is not among the layers shown {data.layers}")
@@ -298,8 +294,6 @@ def head_view_page(
 
 def model_view_page(data: AttentionData, decimals: int = 2) -> AttentionPage:
     """bertviz's model view: a thumbnail per layer (row) and head (column); click one to enlarge it."""
-    from .plots import data_grid
-
     bv = _bertviz()
     out = bv.model_view(
         _bertviz_attention(data, decimals),

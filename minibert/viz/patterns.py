@@ -9,9 +9,13 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import matplotlib.pyplot as plt
 import torch
+from matplotlib.colors import ListedColormap
+from matplotlib.patches import Patch
 
 from .data import _as_tensor
+from .views import model_attentions
 
 PATTERNS = ("[CLS]", "[SEP]", "previous", "self", "next", "same word")
 
@@ -129,8 +133,6 @@ def survey_heads(model, tokenizer, texts: Sequence[str | tuple[str, str]], max_l
                  batch_size: int = 16) -> HeadSurvey:  # fmt: skip
     """:func:`head_patterns` and :func:`head_entropy` of ``model`` averaged over ``texts`` (strings or sentence
     pairs), run in padded batches: each text's attention is the top-left corner of its padded map."""
-    from .views import model_attentions
-
     texts = list(texts)
     if not texts:
         raise ValueError("give at least one text (or sentence pair) to survey the heads on")
@@ -154,10 +156,6 @@ def survey_heads(model, tokenizer, texts: Sequence[str | tuple[str, str]], max_l
 
 def plot_head_classes(classes: list[list[str]], ax=None, title: str | None = None):
     """A grid of heads (columns) by layers (rows), each coloured by its kind, with a legend of the kinds found."""
-    import matplotlib.pyplot as plt
-    from matplotlib.colors import ListedColormap
-    from matplotlib.patches import Patch
-
     L, H = len(classes), len(classes[0])
     if ax is None:
         _, ax = plt.subplots(figsize=(0.45 * H + 2.5, 0.45 * L + 1.2))

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from matplotlib.collections import LineCollection
+from matplotlib.colors import to_rgb
 
 from .data import HEAD_COLORS, AttentionData, prepare
 
@@ -35,8 +38,6 @@ def plot_attention(
 
     ``allowed`` (T, T) bool greys out the keys a query may not see (a local layer's window).
     """
-    import matplotlib.pyplot as plt
-
     probs = probs.detach().float().cpu()
     if probs.dim() != 2 or probs.shape != (len(tokens), len(tokens)):
         raise ValueError(
@@ -57,8 +58,6 @@ def plot_attention(
 
 def data_grid(data: AttentionData, cell: float = 1.3, cmap: str = "Blues"):
     """The model view as a picture: a heatmap per layer (row) and head (column) of :class:`AttentionData`."""
-    import matplotlib.pyplot as plt
-
     L, H = len(data.layers), len(data.heads)
     fig, axes = plt.subplots(L, H, figsize=(cell * H + 1.5, cell * L + 1.5), squeeze=False)
     T = len(data.tokens)
@@ -108,10 +107,6 @@ def attention_grid(
 def head_view_figure(data: AttentionData, layer_index: int = 0, heads: Sequence[int] | None = None):
     """The head view as a picture: for the ``layer_index``-th layer shown, a line from each query (left) to each
     key (right) per head, in the head's colour, as opaque as the probability."""
-    import matplotlib.pyplot as plt
-    from matplotlib.collections import LineCollection
-    from matplotlib.colors import to_rgb
-
     T = len(data.tokens)
     chosen = range(len(data.heads)) if heads is None else [data.heads.index(h) for h in heads]
     fig, ax = plt.subplots(figsize=(4.8, 0.26 * T + 1.4))

@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..encoder.model import Encoder
 from .data import AttentionData, _as_tensor, _spread, prepare  # noqa: F401  (the names views.py has always had)
 from .pages import (  # noqa: F401
     PICTURE_SUFFIXES,
@@ -103,8 +104,6 @@ class AttentionViews:
 
 
 def _encoder_of(model: nn.Module) -> nn.Module | None:
-    from ..encoder.model import Encoder
-
     if isinstance(model, Encoder):
         return model
     inner = getattr(model, "encoder", None)

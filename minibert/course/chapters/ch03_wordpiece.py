@@ -5,30 +5,34 @@ from __future__ import annotations
 import functools
 from collections import Counter
 
-from ...text import basic_tokenize, merge_pair, normalize, pair_scores, split_words, wordpiece
+from ...hf import minilm_path
+from ...text import (
+    BertTokenizer,
+    basic_tokenize,
+    merge_pair,
+    normalize,
+    pair_scores,
+    split_words,
+    train_bpe,
+    wikipedia_lines,
+    wordpiece,
+)
 from ...text.bpe import bytes_to_unicode
 from ..spec import Case, Exercise, Question
 
 
 @functools.lru_cache(maxsize=1)
 def _bert_vocab() -> dict[str, int]:
-    from ...hf import minilm_path
-    from ...text import BertTokenizer
-
     return BertTokenizer.from_pretrained(minilm_path()).vocab
 
 
 @functools.lru_cache(maxsize=1)
 def _lines() -> tuple[str, ...]:
-    from ...text import wikipedia_lines
-
     return tuple(wikipedia_lines("en")[:40])  # a few paragraphs of the Wikipedia excerpt
 
 
 @functools.lru_cache(maxsize=1)
 def _bpe():
-    from ...text import train_bpe
-
     return train_bpe(list(_lines()), 600)  # a small byte-level BPE trained on the paragraphs
 
 

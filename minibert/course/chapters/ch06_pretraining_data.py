@@ -8,14 +8,13 @@ import random
 import torch
 
 from ... import pretrain
+from ...hf import minilm_path
+from ...text import BertTokenizer
 from ..spec import Case, Exercise, Question
 
 
 @functools.lru_cache(maxsize=1)
 def _tokenizer():
-    from ...hf import minilm_path
-    from ...text import BertTokenizer
-
     return BertTokenizer.from_pretrained(minilm_path())
 
 

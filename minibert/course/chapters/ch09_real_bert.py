@@ -9,6 +9,8 @@ import functools
 
 import torch
 
+from ...hf import load_minilm, minilm_path
+from ...text import BertTokenizer
 from ...viz import AttentionData, attention_views, encode_for_view, head_patterns, model_attentions
 from ..spec import Case, Exercise, Question
 
@@ -23,9 +25,6 @@ PAIRS = [("The cat sat on the mat.", "It was tired, so it slept."), ("Where is t
 @functools.lru_cache(maxsize=1)
 def minilm():
     """(model, tokenizer): all-MiniLM-L6-v2 as a minibert Encoder, in eval mode, and its tokenizer."""
-    from ...hf import load_minilm, minilm_path
-    from ...text import BertTokenizer
-
     return load_minilm().eval(), BertTokenizer.from_pretrained(minilm_path())
 
 
