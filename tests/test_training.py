@@ -1,6 +1,7 @@
 """Pretraining: the masked-position loss, accumulation, exact resume, torchrun (gloo) parity, export to transformers."""
 
 import json
+import math
 import os
 import socket
 import subprocess
@@ -10,6 +11,7 @@ import textwrap
 import pytest
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from minibert import EncoderConfig, EncoderForPreTraining, hf, pretrain
 from minibert.files import CheckpointError
@@ -231,6 +233,94 @@ def test_export_gives_the_same_logits_in_transformers(tokenizer, tmp_path):
     assert fill(text, top_k=1)[0]["token_str"] == fill_mask(ours, tok, text, top_k=1)[0][0][0]
     with pytest.raises(ValueError, match="MASK"):
         fill_mask(ours, tok, "no mask here")
+
+
+class PostLNBlock(nn.Module):
+    """A BERT block written from scratch, as a learner writes it (chapter 05): no minibert classes inside."""
+
+    def __init__(self, C: int, H: int, I: int, eps: float = 1e-12):
+        super().__init__()
+        self.H = H
+        self.Wqkv, self.Wo = nn.Linear(C, 3 * C), nn.Linear(C, C)
+        self.ln1, self.ln2 = nn.LayerNorm(C, eps=eps), nn.LayerNorm(C, eps=eps)
+        self.W1, self.W2 = nn.Linear(C, I), nn.Linear(I, C)
+
+    def forward(self, x: torch.Tensor, keep: torch.Tensor | None = None) -> torch.Tensor:
+        B, T, C = x.shape
+        q, k, v = (t.view(B, T, self.H, -1).transpose(1, 2) for t in self.Wqkv(x).split(C, dim=-1))
+        scores = q @ k.transpose(-2, -1) / math.sqrt(C // self.H)
+        if keep is not None:
+            scores = scores.masked_fill(~keep, torch.finfo(scores.dtype).min)
+        a = self.Wo((scores.softmax(-1) @ v).transpose(1, 2).reshape(B, T, C))
+        h = self.ln1(x + a)
+        return self.ln2(h + self.W2(F.gelu(self.W1(h))))
+
+
+RENAMES = {"attn.Wqkv.": "Wqkv.", "attn.Wo.": "Wo.", "attn_norm.": "ln1.", "mlp.Wi.": "W1.", "mlp.Wo.": "W2.",
+           "mlp_norm.": "ln2."}  # fmt: skip
+
+
+def as_post_ln_blocks(state: dict) -> dict:
+    """The package model's weights under the names of PostLNBlock."""
+    out = {}
+    for name, tensor in state.items():
+        if name.startswith("encoder.layers."):
+            head, rest = name.split(".", 3)[:3], name.split(".", 3)[3]
+            prefix = next(p for p in RENAMES if rest.startswith(p))
+            name = ".".join(head) + "." + RENAMES[prefix] + rest[len(prefix) :]
+        out[name] = tensor
+    return out
+
+
+def test_a_block_written_outside_the_package_plugs_in_and_trains(tokenizer):
+    from minibert.encoder import EncoderBlock, inference
+
+    make = lambda config, layer: PostLNBlock(config.hidden_size, config.num_heads, config.intermediate_size,
+                                             config.norm_eps)  # fmt: skip
+    theirs = tiny_model(tokenizer, hidden_dropout=0.0, attention_dropout=0.0)
+    torch.manual_seed(0)
+    mine = EncoderForPreTraining(theirs.config, block=make)
+    assert all(isinstance(b, PostLNBlock) for b in mine.encoder.layers)
+    mine.load_state_dict(as_post_ln_blocks(theirs.state_dict()))  # strict: every tensor has its place
+
+    stream = tiny_data(tokenizer).train
+    some = sorted(stream.instances, key=len)[::50]  # sequences of many lengths: padded, so the mask reaches the blocks
+    batch = stream.collator(some, torch.Generator().manual_seed(0))
+    assert not bool(batch["attention_mask"].all())
+    for model in (mine, theirs):
+        model.eval()
+    with torch.no_grad():
+        a, b = pretraining_sums(mine, batch), pretraining_sums(theirs, batch)
+        assert not inference.applies(mine.encoder, torch.zeros(1, 1, 32))  # only the package's blocks take it
+    assert torch.allclose(a[0], b[0], rtol=1e-5) and torch.allclose(a[1], b[1], rtol=1e-5)
+
+    runs = []
+    for model in (mine, theirs):
+        trainer = Trainer(model, tiny_data(tokenizer).train, TrainConfig(steps=20, lr=5e-3, progress=False),
+                          device="cpu")  # fmt: skip
+        trainer.fit()
+        runs.append(losses(trainer))
+    assert runs[0][0] == pytest.approx(runs[1][0], abs=1e-5)  # the same function at step 0
+    assert sum(runs[0][-5:]) / 5 < runs[0][0] - 1.0  # and the learner's block learns
+    assert runs[0][:3] == pytest.approx(runs[1][:3], abs=1e-3)
+
+    class Changed(EncoderBlock):  # a subclass with its own forward must run it, even where the fast path applies
+        def forward(self, x, state=None, return_probs=False):
+            return torch.zeros_like(x), None
+
+    changed = EncoderForPreTraining(theirs.config, block=Changed).eval()
+    with torch.no_grad():
+        out = changed.encoder(batch["input_ids"], batch["attention_mask"])
+    assert torch.count_nonzero(out.last_hidden_state) == 0
+    with pytest.raises(ValueError, match="return_probs"):
+        mine.encoder(batch["input_ids"], batch["attention_mask"], output_attentions=True)
+
+    class Narrow(nn.Module):
+        def forward(self, x, mask=None):
+            return x[..., :3]
+
+    with pytest.raises(ValueError, match="same shape"):
+        EncoderForPreTraining(theirs.config, block=lambda config, layer: Narrow())(batch["input_ids"])
 
 
 def _free_port() -> int:

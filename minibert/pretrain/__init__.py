@@ -31,8 +31,10 @@ from .distributed import init_distributed
 from .instances import (
     NSP_IS_NEXT,
     NSP_RANDOM,
+    PAIR_RULES,
     Document,
     Instance,
+    balanced_instances_from_document,
     build_instances,
     cached_documents,
     instances_from_document,
