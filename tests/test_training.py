@@ -379,3 +379,45 @@ def test_torchrun_two_processes_match_one_process(tmp_path):
     assert two["eval"]["nsp_acc"] == one["eval"]["nsp_acc"]
     for k, v in one["weights"].items():
         assert v == pytest.approx(two["weights"][k], abs=1e-5), k
+
+
+def test_the_recipe_runs_in_phases_and_the_course_model_is_kept_from_a_smaller_profile(
+    tokenizer, tmp_path, monkeypatch
+):
+    from minibert.pretrain import Recipe, course_model_info, course_model_path, recipe_trainer, save_course_model
+
+    monkeypatch.setenv("MINIBERT_CACHE", str(tmp_path / "cache"))
+    assert course_model_path() == tmp_path / "cache" / "models" / "chapter07"
+    recipe = Recipe(phases=((16, 8, 0.5), (32, 4, 0.5)), decay=0.5, lr=3e-3)
+    trainer = recipe_trainer(recipe, tokenizer, steps=6, evals=2, max_documents=8, max_eval_batches=1,
+                             device="cpu", progress=False)  # fmt: skip
+    trainer.fit()
+    assert [p.steps for p in trainer.phases] == [3, 3] and [e["step"] for e in trainer.evals] == [3, 6]
+    assert [len(p.data.instances[0]) <= n for p, (n, *_) in zip(trainer.phases, recipe.phases)] == [True, True]
+    assert trainer.history[-1]["lr"] == pytest.approx(3e-3 * recipe.schedule()(5, 6))
+    assert trainer.evals[-1]["nsp_acc"] >= 0
+
+    assert save_course_model(trainer.model, tokenizer, {"profile": "laptop", "steps": 6}) == course_model_path()
+    model, tok = load_pretrained(course_model_path())
+    assert course_model_info()["steps"] == 6 and len(tok) == model.config.vocab_size
+    assert save_course_model(trainer.model, tokenizer, {"profile": "smoke", "steps": 1}) is None  # kept
+    assert course_model_info()["steps"] == 6
+    assert save_course_model(trainer.model, tokenizer, {"profile": "full", "steps": 9}) == course_model_path()
+    assert course_model_info()["steps"] == 9 and not list((tmp_path / "cache" / "models").glob(".*"))
+    with pytest.raises(ValueError, match="profile"):
+        save_course_model(trainer.model, tokenizer, {"steps": 1})
+    with pytest.raises(ValueError, match="add up"):
+        Recipe(phases=((32, 8, 0.5),))
+    with pytest.raises(ValueError, match="minutes or as steps"):
+        recipe_trainer(recipe, tokenizer)
+
+
+def test_plan_minutes_shares_the_steps_over_phases(tokenizer):
+    d1, d2 = tiny_data(tokenizer), tiny_data(tokenizer, max_seq_length=32)
+    trainer = Trainer(tiny_model(tokenizer), [Phase(10, d1.train), Phase(10, d2.train)], TrainConfig(progress=False),
+                      device="cpu")  # fmt: skip
+    steps = trainer.plan_minutes(0.05, shares=[0.75, 0.25])
+    assert steps == trainer.total_steps == sum(p.steps for p in trainer.phases) >= 4
+    assert trainer.phases[0].steps == round(0.75 * steps) and trainer.step == 0 and not trainer.history
+    with pytest.raises(ValueError, match="shares"):
+        trainer.plan_minutes(1.0)
