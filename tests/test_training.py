@@ -124,6 +124,8 @@ def test_training_learns_and_evaluates(tokenizer):
     after = trainer.evals[-1]
     assert after["mlm_loss"] < before["mlm_loss"] - 1.0  # from log(30522) ~ 10.3 towards the unigram entropy
     assert 0 <= after["nsp_acc"] <= 1 and after["mlm_acc"] > before["mlm_acc"]
+    labels = torch.cat([b["next_sentence_label"] for b in d.eval]).float()
+    assert after["nsp_majority"] == pytest.approx(max(labels.mean(), 1 - labels.mean()).item())
     row = trainer.history[-1]
     assert {"loss", "mlm_loss", "nsp_loss", "mlm_acc", "nsp_acc", "lr", "grad_norm", "tokens"} <= set(row)
     assert row["grad_norm"] > 0 and trainer.history[0]["lr"] < trainer.history[1]["lr"]  # warming up
