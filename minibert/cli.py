@@ -74,8 +74,47 @@ def _tokenizer_for(vocab: str, lang: str):
 
 
 # Options that decide the data, the model and the schedule: a resumed run must be given the same ones
-_RUN_OPTIONS = ("preset", "corpus", "vocab", "batch_size", "seq_len", "lr", "warmup", "mask_prob", "max_predictions",
-                "whole_word", "static", "dupe_factor", "no_nsp", "dropout", "max_documents", "seed")  # fmt: skip
+_RUN_OPTIONS = ("preset", "corpus", "vocab", "phases", "batch_size", "seq_len", "lr", "warmup", "decay", "mask_prob",
+                "max_predictions", "whole_word", "static", "dupe_factor", "no_nsp", "dropout", "max_documents",
+                "seed")  # fmt: skip
+
+# Chapter 07's recipe, minibert.pretrain.COURSE_RECIPE (tests/test_cli.py checks that the two agree); written out
+# here so that --help and the option checks answer before torch is imported
+RECIPE = {"preset": "bert-tiny", "vocab": "8192", "phases": "32:128:1", "lr": 2e-3, "warmup": 0.06, "decay": None,
+          "dropout": 0.0, "mask_prob": 0.15, "whole_word": False, "dupe_factor": 1}  # fmt: skip
+
+
+def _parse_phases(text: str) -> list[tuple[int, int, float]]:
+    """'32:128:0.9,128:32:0.1' -> [(32, 128, 0.9), (128, 32, 0.1)]: sequence length, batch size, share of steps."""
+    phases = []
+    for part in text.split(","):
+        fields = part.strip().split(":")
+        try:
+            if len(fields) != 3:
+                raise ValueError
+            phases.append((int(fields[0]), int(fields[1]), float(fields[2])))
+        except ValueError:
+            raise UsageError(f"--phases {text!r}: each phase is LENGTH:BATCH:SHARE (sequence length, batch size, "
+                             "share of the steps), e.g. 32:128:0.9,128:32:0.1") from None  # fmt: skip
+    if any(not (math.isfinite(share) and 0 < share <= 1) for *_, share in phases):
+        raise UsageError(f"--phases {text!r}: each share of the steps must be above 0 and at most 1")
+    if abs(sum(share for *_, share in phases) - 1) > 1e-6:
+        raise UsageError(
+            f"--phases {text!r}: the shares add up to {sum(s for *_, s in phases):g}; make them add up to 1"
+        )
+    return phases
+
+
+def _phases_of(args: argparse.Namespace) -> list[tuple[int, int, float]]:
+    """The run's phases: --phases, or one phase of --seq-len and --batch-size (each defaults to the recipe's first)."""
+    if args.phases is not None:
+        if args.seq_len is not None or args.batch_size is not None:
+            raise UsageError("give either --phases or --seq-len/--batch-size, not both")
+        return _parse_phases(args.phases)
+    if args.seq_len is None and args.batch_size is None:
+        return _parse_phases(RECIPE["phases"])
+    first_len, first_batch, _ = _parse_phases(RECIPE["phases"])[0]
+    return [(args.seq_len or first_len, args.batch_size or first_batch, 1.0)]
 
 
 def _flag(name: str) -> str:
@@ -103,6 +142,10 @@ def _check_pretrain_args(args: argparse.Namespace) -> list[Path]:
     positive("lr")
     for name in ("batch_size", "micro_batch_size", "max_predictions", "dupe_factor", "max_eval_batches", "threads"):
         at_least(name, 1)
+    need(args.decay is None or (math.isfinite(args.decay) and 0 < args.decay <= 1),
+         f"--decay must be a share of the steps above 0 and at most 1, e.g. 0.2 (got {args.decay})")  # fmt: skip
+    args.phase_list = _phases_of(args)
+    several = len(args.phase_list) > 1 or args.phases is not None
     docs = 1 if args.no_nsp else 2  # next-sentence prediction draws its random segments from other articles
     need(args.max_documents is None or args.max_documents >= docs,
          f"--max-documents must be at least {docs} (got {args.max_documents})"
@@ -118,18 +161,24 @@ def _check_pretrain_args(args: argparse.Namespace) -> list[Path]:
          f"--vocab must be 'minilm' or a vocabulary size such as 8192 (got {args.vocab!r})")  # fmt: skip
     need(args.preset in PRESETS, f"--preset {args.preset!r} is not a preset; choose one of {', '.join(PRESETS)}")
     positions = PRESETS[args.preset].max_position_embeddings
-    short = f"--seq-len must be at least 8 (got {args.seq_len}): [CLS] and [SEP] leave too little room for text"
-    need(args.seq_len >= 8, short)
-    need(args.seq_len <= positions, f"--seq-len {args.seq_len} is longer than {args.preset}'s {positions} positions")
     world = int(os.environ.get("WORLD_SIZE", "1"))
-    need(args.batch_size % world == 0, f"--batch-size {args.batch_size} does not split over {world} processes; "
-         f"use a multiple of {world}")  # fmt: skip
-    per_rank = args.batch_size // world
-    if args.micro_batch_size is not None:
-        divisors = [d for d in range(1, per_rank + 1) if per_rank % d == 0]
-        need(per_rank % args.micro_batch_size == 0,
-             f"--micro-batch-size {args.micro_batch_size} does not divide the {per_rank} sequences each process "
-             f"gets per step; use one of {', '.join(map(str, divisors[-6:]))}")  # fmt: skip
+    for seq_len, batch_size, _ in args.phase_list:
+        if several:
+            length, batch = f"--phases: sequence length {seq_len}", f"--phases: batch size {batch_size}"
+            need(batch_size >= 1, f"{batch} must be at least 1")
+            need(seq_len >= 8, f"{length} must be at least 8: [CLS] and [SEP] leave too little room for text")
+        else:
+            length, batch = f"--seq-len {seq_len}", f"--batch-size {batch_size}"
+            need(seq_len >= 8, f"--seq-len must be at least 8 (got {seq_len}): [CLS] and [SEP] leave too little "
+                 "room for text")  # fmt: skip
+        need(seq_len <= positions, f"{length} is longer than {args.preset}'s {positions} positions")
+        need(batch_size % world == 0, f"{batch} does not split over {world} processes; use a multiple of {world}")
+        per_rank = batch_size // world
+        if args.micro_batch_size is not None:
+            divisors = [d for d in range(1, per_rank + 1) if per_rank % d == 0]
+            need(per_rank % args.micro_batch_size == 0,
+                 f"--micro-batch-size {args.micro_batch_size} does not divide the {per_rank} sequences each process "
+                 f"gets per step; use one of {', '.join(map(str, divisors[-6:]))}")  # fmt: skip
     if not args.no_nsp:
         from .pretrain import split_articles
         from .text import wikipedia
@@ -236,13 +285,16 @@ def _cmd_pretrain(args: argparse.Namespace) -> int:
     from .encoder import EncoderForPreTraining
     from .files import atomic_write
     from .pretrain import (
+        Phase,
         TrainConfig,
         Trainer,
         init_distributed,
         init_mlm_bias,
+        linear_warmup_decay,
         make_pretraining_data,
         pretraining_documents,
         token_counts,
+        wsd,
     )
     from .runtime import seed_everything
 
@@ -259,21 +311,26 @@ def _cmd_pretrain(args: argparse.Namespace) -> int:
         _save_arguments(args, args.steps)
     seed_everything(args.seed)
     tokenizer = _tokenizer_for(args.vocab, args.corpus)
-    data = make_pretraining_data(
-        tokenizer,
-        lang=args.corpus,
-        batch_size=args.batch_size,
-        max_seq_length=args.seq_len,
-        mask_prob=args.mask_prob,
-        max_predictions=args.max_predictions,
-        nsp=not args.no_nsp,
-        whole_word=args.whole_word,
-        static=args.static,
-        dupe_factor=args.dupe_factor,
-        max_documents=args.max_documents,
-        max_eval_batches=args.max_eval_batches,
-        seed=args.seed,
-    )
+    phases = [
+        make_pretraining_data(
+            tokenizer,
+            lang=args.corpus,
+            batch_size=batch_size,
+            max_seq_length=seq_len,
+            mask_prob=args.mask_prob,
+            max_predictions=args.max_predictions,
+            nsp=not args.no_nsp,
+            whole_word=args.whole_word,
+            static=args.static,
+            dupe_factor=args.dupe_factor,
+            max_documents=args.max_documents,
+            max_eval_batches=args.max_eval_batches,
+            seed=args.seed,
+        )
+        for seq_len, batch_size, _ in args.phase_list
+    ]
+    shares = [share for *_, share in args.phase_list]
+    data = phases[0]  # held-out batches at the first phase's length (the recipe's: 32 tokens)
     overrides = {"vocab_size": len(tokenizer), "nsp": not args.no_nsp, "pooler": not args.no_nsp,
                  "hidden_dropout": args.dropout, "attention_dropout": args.dropout}  # fmt: skip
     model = EncoderForPreTraining(preset(args.preset, **overrides))
@@ -291,14 +348,19 @@ def _cmd_pretrain(args: argparse.Namespace) -> int:
         seed=args.seed,
         progress=not args.quiet,
     )
-    trainer = Trainer(model, data.train, config, eval_data=data.eval, device=device, tokenizer=tokenizer)
+    total = args.steps or 1000  # a placeholder when the steps are planned from --minutes
+    counts = [round(total * share) for share in shares[:-1]]
+    plan = [Phase(n, d.train) for n, d in zip(counts + [total - sum(counts)], phases)]
+    schedule = linear_warmup_decay(args.warmup) if args.decay is None else wsd(args.warmup, args.decay, shape="1-sqrt")
+    trainer = Trainer(model, plan, config, eval_data=data.eval, schedule=schedule, device=device, tokenizer=tokenizer)
     params = sum(p.numel() for p in model.parameters())
-    say(f"{args.preset}: {params / 1e6:.1f} M parameters, vocabulary {len(tokenizer)}, {len(data.train.instances)} "
-        f"training sequences, {world} process(es) on {device}")  # fmt: skip
+    sequences = " then ".join(f"{len(d.train.instances)} x {n}" for d, (n, *_) in zip(phases, args.phase_list))
+    say(f"{args.preset}: {params / 1e6:.1f} M parameters, vocabulary {len(tokenizer)}, training sequences "
+        f"{sequences} tokens, {world} process(es) on {device}")  # fmt: skip
     if args.resume and trainer.resume():
         say(f"resumed at step {trainer.step} of {trainer.total_steps}")
     elif args.steps is None:
-        steps = trainer.plan_minutes(args.minutes)
+        steps = trainer.plan_minutes(args.minutes, shares=shares)
         say(f"planned {steps} steps for {args.minutes:g} minutes")
         if rank == 0:
             _save_arguments(args, steps)
@@ -363,24 +425,31 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("pretrain", help="pretrain a BERT on the Wikipedia excerpt (MLM + NSP); torchrun-ready")
     p.add_argument("--out", required=True, help="output folder: checkpoints/, history.json")
-    p.add_argument("--preset", default="bert-tiny", help="model size (minibert.config.PRESETS)")
+    p.add_argument("--preset", default=RECIPE["preset"], help="model size (minibert.config.PRESETS)")
     p.add_argument("--corpus", default="en", choices=["en", "bg"], help="which Wikipedia excerpt")
-    p.add_argument("--vocab", default="8192", help="a WordPiece size to train on the corpus, or 'minilm' (30522)")
+    p.add_argument("--vocab", default=RECIPE["vocab"], help="a WordPiece size to train on the corpus, or 'minilm' "
+                   "(30522)")  # fmt: skip
     budget = p.add_mutually_exclusive_group()
     budget.add_argument("--minutes", type=float, help="training time; the step count is planned from it (default 10)")
     budget.add_argument("--steps", type=int, help="optimizer steps")
-    p.add_argument("--batch-size", type=int, default=128, help="global batch (all processes together)")
+    p.add_argument("--phases", help=f"sequence lengths and batch sizes over the run, LENGTH:BATCH:SHARE,... (default "
+                   f"{RECIPE['phases']}, chapter 07's recipe)")  # fmt: skip
+    p.add_argument("--batch-size", type=int, help="global batch (all processes together): one phase with this batch")
     p.add_argument("--micro-batch-size", type=int, help="per forward pass; smaller = gradient accumulation")
-    p.add_argument("--seq-len", type=int, default=32, help="short: a fresh model learns to use context sooner")
-    p.add_argument("--lr", type=float, default=2e-3, help="peak learning rate")
-    p.add_argument("--warmup", type=float, default=0.06, help="fraction of the steps, or a number of steps")
-    p.add_argument("--mask-prob", type=float, default=0.15)
+    p.add_argument("--seq-len", type=int, help="one phase of this sequence length")
+    p.add_argument("--lr", type=float, default=RECIPE["lr"], help="peak learning rate")
+    p.add_argument("--warmup", type=float, default=RECIPE["warmup"], help="fraction of the steps, or a number of steps")
+    p.add_argument("--decay", type=float, default=RECIPE["decay"], help="warmup-stable-decay: the share of the steps "
+                   "the learning rate decays over (1 - sqrt); without it, it decays linearly all the way")  # fmt: skip
+    p.add_argument("--mask-prob", type=float, default=RECIPE["mask_prob"])
     p.add_argument("--max-predictions", type=int, default=20, help="masked tokens per sequence at most")
-    p.add_argument("--whole-word", action="store_true", help="mask whole words")
+    p.add_argument("--whole-word", action="store_true", default=RECIPE["whole_word"], help="mask whole words")
     p.add_argument("--static", action="store_true", help="mask once before training (original BERT)")
-    p.add_argument("--dupe-factor", type=int, default=1, help="copies of the data with different splits/masks")
+    p.add_argument("--dupe-factor", type=int, default=RECIPE["dupe_factor"], help="copies of the data, each split and "
+                   "cut differently")  # fmt: skip
     p.add_argument("--no-nsp", action="store_true", help="MLM only: single-segment sequences, no NSP head")
-    p.add_argument("--dropout", type=float, default=0.0, help="BERT used 0.1; short runs learn faster without")
+    p.add_argument("--dropout", type=float, default=RECIPE["dropout"], help="BERT used 0.1; short runs learn "
+                   "faster without")  # fmt: skip
     p.add_argument("--no-bias-init", action="store_true", help="start the MLM bias at 0, not at log frequencies")
     p.add_argument("--eval-every", type=int, default=100, help="steps between evaluations (0: only at the end)")
     p.add_argument("--max-eval-batches", type=int, help="evaluate on fewer held-out batches")

@@ -324,6 +324,7 @@ BAD_OPTIONS = [
         "second article (or pass --no-nsp)",
     ),
     (["--max-eval-batches", "0"], "--max-eval-batches must be at least 1 (got 0)"),
+    (["--decay", "0"], "--decay must be a share of the steps above 0 and at most 1, e.g. 0.2 (got 0.0)"),
     (["--max-predictions", "0"], "--max-predictions must be at least 1 (got 0)"),
     (["--dupe-factor", "0"], "--dupe-factor must be at least 1 (got 0)"),
     (["--eval-every=-1"], "--eval-every must be 0 (only at the end) or more (got -1)"),
@@ -345,6 +346,44 @@ def test_bad_options_are_refused_before_any_work(tmp_path, capsys, monkeypatch, 
     assert cli.main(["pretrain", "--out", str(tmp_path / "out"), *TINY_RUN, *budget, *options]) == 2
     assert error_of(capsys).startswith(f"minibert pretrain: error: {message}")
     assert not (tmp_path / "out").exists()
+
+
+ONE_PHASE = [o for o in TINY_RUN if o not in ("--batch-size", "4", "--seq-len", "32")]
+BAD_PHASES = [
+    ("32:128", "--phases '32:128': each phase is LENGTH:BATCH:SHARE"),
+    ("32:4:0.5,64:4:0.4", "--phases '32:4:0.5,64:4:0.4': the shares add up to 0.9; make them add up to 1"),
+    ("32:4:0.5,600:4:0.5", "--phases: sequence length 600 is longer than bert-tiny's 512 positions"),
+    ("32:0:1", "--phases: batch size 0 must be at least 1"),
+]
+
+
+@pytest.mark.parametrize("phases, message", BAD_PHASES, ids=[p for p, _ in BAD_PHASES])
+def test_bad_phases_are_refused_before_any_work(tmp_path, capsys, monkeypatch, phases, message):
+    monkeypatch.setattr(cli, "_tokenizer_for", lambda *a: pytest.fail("work started before the options were checked"))
+    assert cli.main(["pretrain", "--out", str(tmp_path / "out"), *ONE_PHASE, "--steps", "2", "--phases", phases]) == 2
+    assert error_of(capsys).startswith(f"minibert pretrain: error: {message}")
+    assert cli.main(["pretrain", "--out", str(tmp_path / "out"), *TINY_RUN, "--steps", "2", "--phases",
+                     "32:4:1"]) == 2  # fmt: skip
+    assert error_of(capsys) == "minibert pretrain: error: give either --phases or --seq-len/--batch-size, not both"
+
+
+def test_the_defaults_are_chapter_07s_recipe():
+    """`minibert pretrain` with no options trains as chapter 07 does (minibert.pretrain.COURSE_RECIPE)."""
+    recipe = pretrain.COURSE_RECIPE
+    args = cli.build_parser().parse_args(["pretrain", "--out", "x"])
+    assert cli._phases_of(args) == [tuple(p) for p in recipe.phases]
+    assert (args.preset, int(args.vocab), args.lr, args.warmup, args.decay) == (
+        recipe.preset, recipe.vocab_size, recipe.lr, recipe.warmup, recipe.decay)  # fmt: skip
+    assert (args.dropout, args.mask_prob, args.whole_word, args.dupe_factor) == (
+        recipe.dropout, recipe.mask_prob, recipe.whole_word, recipe.dupe_factor)  # fmt: skip
+
+
+def test_a_run_in_phases(tmp_path):
+    out = tmp_path / "phases"
+    assert cli.main(["pretrain", "--out", str(out), *ONE_PHASE, "--steps", "4", "--phases", "32:4:0.5,64:2:0.5",
+                     "--decay", "0.5", "--checkpoint-every", "0"]) == 0  # fmt: skip
+    steps = history(out)["steps"]
+    assert len(steps) == 4 and max(r["tokens"] for r in steps[:2]) <= 4 * 32 and steps[-1]["lr"] > 0
 
 
 def test_out_and_resume_mistakes_lose_nothing(trained, tmp_path, capsys, monkeypatch):

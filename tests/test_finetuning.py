@@ -178,6 +178,44 @@ def test_finetune_fold_and_cross_validate_on_the_toy_set():
     assert cv.summary().count("±") == 1
 
 
+def finetune_by_hand(model, train: ft.Encoded, epochs: int, lr: float, head_lr: float, batch_size: int) -> list[float]:
+    """Chapter 08's loop written out: batches, forward, loss, backward, clip, step, schedule."""
+    from minibert.pretrain import linear_warmup_decay, lr_scheduler, param_groups
+
+    torch.manual_seed(0)  # dropout
+    order = torch.Generator().manual_seed(0)  # batches
+    groups = param_groups(model, weight_decay=0.01, head=model.head_parameters(), head_lr=head_lr)
+    optimizer = torch.optim.AdamW(groups, lr=lr)
+    total = epochs * -(-len(train) // batch_size)
+    schedule = lr_scheduler(optimizer, linear_warmup_decay(0.1), total)
+    losses = []
+    for _ in range(epochs):
+        model.train()
+        for idx in ft.shuffled_batches(train.lengths, batch_size, order):
+            loss = F.cross_entropy(model(**train.batch(idx)), train.labels[idx])
+            optimizer.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            schedule.step()
+            losses.append(loss.item())
+    return losses
+
+
+def test_a_hand_written_loop_takes_the_same_steps_as_fit_classifier():
+    data = toy_data(64)
+    models = []
+    for _ in range(2):
+        torch.manual_seed(0)
+        models.append(EncoderForSequenceClassification(Encoder(TINY), pooling="pooler"))
+    by_hand = finetune_by_hand(models[0], data, epochs=3, lr=1e-3, head_lr=3e-3, batch_size=16)
+    cfg = ft.FinetuneConfig(epochs=3, lr=1e-3, head_lr=3e-3, batch_size=16)
+    fit = ft.fit_classifier(models[1], data, config=cfg)
+    assert len(fit.step_losses) == len(by_hand) == 12
+    assert fit.step_losses == pytest.approx(by_hand, abs=1e-5)  # dropout, batches, optimizer, schedule: all the same
+    assert by_hand[0] != pytest.approx(by_hand[-1], abs=1e-3)  # and the steps did something
+
+
 def test_bad_training_input_is_refused():
     data = toy_data(8)
     model = EncoderForSequenceClassification(Encoder(TINY))

@@ -92,9 +92,37 @@ def test_instance_layout_cls_a_sep_b_sep(real_instances):
         assert list(types) == [0] * (len(a) + 2) + [1] * (len(b) + 1)
 
 
-def test_nsp_labels_are_balanced_on_real_text(real_instances):
-    random_share = sum(i.next_sentence_label == NSP_RANDOM for i in real_instances) / len(real_instances)
-    assert 0.45 <= random_share <= 0.58, random_share  # half, plus chunks of one sentence (always random)
+def random_share(instances) -> float:
+    return sum(i.next_sentence_label == NSP_RANDOM for i in instances) / len(instances)
+
+
+@pytest.mark.parametrize("length", [32, 64, 128, 512])
+def test_nsp_labels_are_half_is_next_at_every_length(tokenizer, length):
+    """Google's rule gives a chunk of one sentence a random B: at 32 tokens most chunks are one sentence and about
+    three pairs in four are random-next. The balanced rule draws the label first."""
+    docs = pretrain.pretraining_documents(tokenizer)[0]  # every training article
+    dupes = {32: 1, 64: 1, 128: 2, 512: 6}[length]  # enough pairs that 3 points are several standard deviations
+    options = dict(max_seq_length=length, dupe_factor=dupes, seed=0)
+    balanced = build_instances(docs, CLS, SEP, **options)
+    assert len(balanced) > 2500
+    assert 0.47 <= random_share(balanced) <= 0.53, random_share(balanced)
+    assert all(len(i) <= length for i in balanced)
+    if length == 32:
+        assert random_share(build_instances(docs, CLS, SEP, pairs="google", **options)) > 0.7
+
+
+def test_is_next_pairs_of_long_sentences_take_b_from_the_next_sentences():
+    """Sentences longer than the sequence: every chunk is one sentence, so an is-next B must come from after it."""
+    docs = synthetic_documents(n_docs=30, sentences=12, length=40)
+    instances = build_instances(docs, CLS, SEP, max_seq_length=32, short_seq_prob=0.0, seed=0)
+    assert 0.45 <= random_share(instances) <= 0.55
+    for inst in instances:
+        a, b = segments(inst)
+        assert len(a) + len(b) == 29 and a == sorted(a) and b == sorted(b)
+        if inst.next_sentence_label == NSP_IS_NEXT:
+            assert a[0] // 1000 == b[0] // 1000 and max(a) < min(b)
+    with pytest.raises(ValueError, match="pairs"):
+        build_instances(docs, CLS, SEP, pairs="random")
 
 
 def test_true_next_follows_a_and_random_next_comes_from_another_document():
@@ -128,8 +156,8 @@ def test_unused_segments_are_put_back():
 
 def test_short_seq_prob_makes_some_sequences_shorter(real_instances, docs):
     full = build_instances(docs, CLS, SEP, short_seq_prob=0.0, seed=1)
-    assert sum(len(i) < 64 for i in full) / len(full) < 0.03  # only document ends
-    assert 0.04 < sum(len(i) < 64 for i in real_instances) / len(real_instances) < 0.2
+    assert sum(len(i) < 100 for i in full) / len(full) < 0.03  # only document ends
+    assert 0.05 < sum(len(i) < 100 for i in real_instances) / len(real_instances) < 0.2
 
 
 def test_truncate_seq_pair_trims_the_longer_segment_from_both_ends():

@@ -1,6 +1,7 @@
 """Pretraining: the masked-position loss, accumulation, exact resume, torchrun (gloo) parity, export to transformers."""
 
 import json
+import math
 import os
 import socket
 import subprocess
@@ -10,6 +11,7 @@ import textwrap
 import pytest
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from minibert import EncoderConfig, EncoderForPreTraining, hf, pretrain
 from minibert.files import CheckpointError
@@ -122,6 +124,8 @@ def test_training_learns_and_evaluates(tokenizer):
     after = trainer.evals[-1]
     assert after["mlm_loss"] < before["mlm_loss"] - 1.0  # from log(30522) ~ 10.3 towards the unigram entropy
     assert 0 <= after["nsp_acc"] <= 1 and after["mlm_acc"] > before["mlm_acc"]
+    labels = torch.cat([b["next_sentence_label"] for b in d.eval]).float()
+    assert after["nsp_majority"] == pytest.approx(max(labels.mean(), 1 - labels.mean()).item())
     row = trainer.history[-1]
     assert {"loss", "mlm_loss", "nsp_loss", "mlm_acc", "nsp_acc", "lr", "grad_norm", "tokens"} <= set(row)
     assert row["grad_norm"] > 0 and trainer.history[0]["lr"] < trainer.history[1]["lr"]  # warming up
@@ -233,6 +237,94 @@ def test_export_gives_the_same_logits_in_transformers(tokenizer, tmp_path):
         fill_mask(ours, tok, "no mask here")
 
 
+class PostLNBlock(nn.Module):
+    """A BERT block written from scratch, as a learner writes it (chapter 05): no minibert classes inside."""
+
+    def __init__(self, C: int, H: int, I: int, eps: float = 1e-12):
+        super().__init__()
+        self.H = H
+        self.Wqkv, self.Wo = nn.Linear(C, 3 * C), nn.Linear(C, C)
+        self.ln1, self.ln2 = nn.LayerNorm(C, eps=eps), nn.LayerNorm(C, eps=eps)
+        self.W1, self.W2 = nn.Linear(C, I), nn.Linear(I, C)
+
+    def forward(self, x: torch.Tensor, keep: torch.Tensor | None = None) -> torch.Tensor:
+        B, T, C = x.shape
+        q, k, v = (t.view(B, T, self.H, -1).transpose(1, 2) for t in self.Wqkv(x).split(C, dim=-1))
+        scores = q @ k.transpose(-2, -1) / math.sqrt(C // self.H)
+        if keep is not None:
+            scores = scores.masked_fill(~keep, torch.finfo(scores.dtype).min)
+        a = self.Wo((scores.softmax(-1) @ v).transpose(1, 2).reshape(B, T, C))
+        h = self.ln1(x + a)
+        return self.ln2(h + self.W2(F.gelu(self.W1(h))))
+
+
+RENAMES = {"attn.Wqkv.": "Wqkv.", "attn.Wo.": "Wo.", "attn_norm.": "ln1.", "mlp.Wi.": "W1.", "mlp.Wo.": "W2.",
+           "mlp_norm.": "ln2."}  # fmt: skip
+
+
+def as_post_ln_blocks(state: dict) -> dict:
+    """The package model's weights under the names of PostLNBlock."""
+    out = {}
+    for name, tensor in state.items():
+        if name.startswith("encoder.layers."):
+            head, rest = name.split(".", 3)[:3], name.split(".", 3)[3]
+            prefix = next(p for p in RENAMES if rest.startswith(p))
+            name = ".".join(head) + "." + RENAMES[prefix] + rest[len(prefix) :]
+        out[name] = tensor
+    return out
+
+
+def test_a_block_written_outside_the_package_plugs_in_and_trains(tokenizer):
+    from minibert.encoder import EncoderBlock, inference
+
+    make = lambda config, layer: PostLNBlock(config.hidden_size, config.num_heads, config.intermediate_size,
+                                             config.norm_eps)  # fmt: skip
+    theirs = tiny_model(tokenizer, hidden_dropout=0.0, attention_dropout=0.0)
+    torch.manual_seed(0)
+    mine = EncoderForPreTraining(theirs.config, block=make)
+    assert all(isinstance(b, PostLNBlock) for b in mine.encoder.layers)
+    mine.load_state_dict(as_post_ln_blocks(theirs.state_dict()))  # strict: every tensor has its place
+
+    stream = tiny_data(tokenizer).train
+    some = sorted(stream.instances, key=len)[::50]  # sequences of many lengths: padded, so the mask reaches the blocks
+    batch = stream.collator(some, torch.Generator().manual_seed(0))
+    assert not bool(batch["attention_mask"].all())
+    for model in (mine, theirs):
+        model.eval()
+    with torch.no_grad():
+        a, b = pretraining_sums(mine, batch), pretraining_sums(theirs, batch)
+        assert not inference.applies(mine.encoder, torch.zeros(1, 1, 32))  # only the package's blocks take it
+    assert torch.allclose(a[0], b[0], rtol=1e-5) and torch.allclose(a[1], b[1], rtol=1e-5)
+
+    runs = []
+    for model in (mine, theirs):
+        trainer = Trainer(model, tiny_data(tokenizer).train, TrainConfig(steps=20, lr=5e-3, progress=False),
+                          device="cpu")  # fmt: skip
+        trainer.fit()
+        runs.append(losses(trainer))
+    assert runs[0][0] == pytest.approx(runs[1][0], abs=1e-5)  # the same function at step 0
+    assert sum(runs[0][-5:]) / 5 < runs[0][0] - 1.0  # and the learner's block learns
+    assert runs[0][:3] == pytest.approx(runs[1][:3], abs=1e-3)
+
+    class Changed(EncoderBlock):  # a subclass with its own forward must run it, even where the fast path applies
+        def forward(self, x, state=None, return_probs=False):
+            return torch.zeros_like(x), None
+
+    changed = EncoderForPreTraining(theirs.config, block=Changed).eval()
+    with torch.no_grad():
+        out = changed.encoder(batch["input_ids"], batch["attention_mask"])
+    assert torch.count_nonzero(out.last_hidden_state) == 0
+    with pytest.raises(ValueError, match="return_probs"):
+        mine.encoder(batch["input_ids"], batch["attention_mask"], output_attentions=True)
+
+    class Narrow(nn.Module):
+        def forward(self, x, mask=None):
+            return x[..., :3]
+
+    with pytest.raises(ValueError, match="same shape"):
+        EncoderForPreTraining(theirs.config, block=lambda config, layer: Narrow())(batch["input_ids"])
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -295,3 +387,45 @@ def test_torchrun_two_processes_match_one_process(tmp_path):
     assert two["eval"]["nsp_acc"] == one["eval"]["nsp_acc"]
     for k, v in one["weights"].items():
         assert v == pytest.approx(two["weights"][k], abs=1e-5), k
+
+
+def test_the_recipe_runs_in_phases_and_the_course_model_is_kept_from_a_smaller_profile(
+    tokenizer, tmp_path, monkeypatch
+):
+    from minibert.pretrain import Recipe, course_model_info, course_model_path, recipe_trainer, save_course_model
+
+    monkeypatch.setenv("MINIBERT_CACHE", str(tmp_path / "cache"))
+    assert course_model_path() == tmp_path / "cache" / "models" / "chapter07"
+    recipe = Recipe(phases=((16, 8, 0.5), (32, 4, 0.5)), decay=0.5, lr=3e-3)
+    trainer = recipe_trainer(recipe, tokenizer, steps=6, evals=2, max_documents=8, max_eval_batches=1,
+                             device="cpu", progress=False)  # fmt: skip
+    trainer.fit()
+    assert [p.steps for p in trainer.phases] == [3, 3] and [e["step"] for e in trainer.evals] == [3, 6]
+    assert [len(p.data.instances[0]) <= n for p, (n, *_) in zip(trainer.phases, recipe.phases)] == [True, True]
+    assert trainer.history[-1]["lr"] == pytest.approx(3e-3 * recipe.schedule()(5, 6))
+    assert trainer.evals[-1]["nsp_acc"] >= 0
+
+    assert save_course_model(trainer.model, tokenizer, {"profile": "laptop", "steps": 6}) == course_model_path()
+    model, tok = load_pretrained(course_model_path())
+    assert course_model_info()["steps"] == 6 and len(tok) == model.config.vocab_size
+    assert save_course_model(trainer.model, tokenizer, {"profile": "smoke", "steps": 1}) is None  # kept
+    assert course_model_info()["steps"] == 6
+    assert save_course_model(trainer.model, tokenizer, {"profile": "full", "steps": 9}) == course_model_path()
+    assert course_model_info()["steps"] == 9 and not list((tmp_path / "cache" / "models").glob(".*"))
+    with pytest.raises(ValueError, match="profile"):
+        save_course_model(trainer.model, tokenizer, {"steps": 1})
+    with pytest.raises(ValueError, match="add up"):
+        Recipe(phases=((32, 8, 0.5),))
+    with pytest.raises(ValueError, match="minutes or as steps"):
+        recipe_trainer(recipe, tokenizer)
+
+
+def test_plan_minutes_shares_the_steps_over_phases(tokenizer):
+    d1, d2 = tiny_data(tokenizer), tiny_data(tokenizer, max_seq_length=32)
+    trainer = Trainer(tiny_model(tokenizer), [Phase(10, d1.train), Phase(10, d2.train)], TrainConfig(progress=False),
+                      device="cpu")  # fmt: skip
+    steps = trainer.plan_minutes(0.05, shares=[0.75, 0.25])
+    assert steps == trainer.total_steps == sum(p.steps for p in trainer.phases) >= 4
+    assert trainer.phases[0].steps == round(0.75 * steps) and trainer.step == 0 and not trainer.history
+    with pytest.raises(ValueError, match="shares"):
+        trainer.plan_minutes(1.0)

@@ -1,11 +1,12 @@
 """The encoder's inference path: the same function as the teaching classes, with fewer trips through memory.
 
-:class:`minibert.encoder.Encoder` takes this path when nothing will be differentiated (no autograd, no autocast, eval
-mode, weights and activations of one dtype), its attention probabilities are not asked for and no forward hook
-watches its layers (hooks see the teaching classes run). It reads the same
-parameters as :class:`~minibert.encoder.EncoderBlock` and gives the same outputs (tests/test_inference.py), and it is
-kept apart so that the classes a learner reads stay as the papers write them. What it does differently, measured
-on a CPU (bert-base, batch 8, one thread):
+:class:`minibert.encoder.Encoder` takes this path when its blocks are the package's
+:class:`~minibert.encoder.EncoderBlock` (not a subclass, not a block of your own: those run their own forward),
+nothing will be differentiated (no autograd, no autocast, eval mode, weights and activations of one dtype), its
+attention probabilities are not asked for and no forward hook watches its layers (hooks see the teaching classes
+run). It reads the same parameters as :class:`~minibert.encoder.EncoderBlock` and gives the same outputs
+(tests/test_inference.py), and it is kept apart so that the classes a learner reads stay as the papers write them.
+What it does differently, measured on a CPU (bert-base, batch 8, one thread):
 
 - queries, keys and values come from three matmuls on row blocks of ``Wqkv`` instead of one (BERT): each result
   is contiguous, which SDPA's CPU kernel reads faster than the strided thirds of one fused output (one attention
@@ -42,7 +43,8 @@ def applies(model: nn.Module, x: torch.Tensor, output_attentions: bool = False) 
     """Whether ``model``'s forward pass on ``x`` may take this path: nothing keeps activations for a backward pass,
     and no hook expects to see the layers' own forward calls."""
     return (
-        not model.training
+        all(type(block) is EncoderBlock for block in model.layers)  # a block of your own runs its own forward
+        and not model.training
         and not output_attentions
         and not torch.is_grad_enabled()
         and not torch.is_autocast_enabled(x.device.type)

@@ -5,7 +5,9 @@ The classification head is chapter 08's: :class:`minibert.finetune.EncoderForSeq
 
 from __future__ import annotations
 
+import inspect
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -104,25 +106,39 @@ def check_inputs(
             raise ValueError("document_ids must be >= 0 (mark padding with attention_mask, not with negative ids)")
 
 
+BlockFactory = Callable[[EncoderConfig, int], nn.Module]  # (config, layer index) -> a block
+
+
 class Encoder(nn.Module):
     """Embeddings, a stack of blocks, an optional final norm and (BERT) the pooler.
 
     With ``config.unpad`` (ModernBERT) a padded batch runs as one stream of its real tokens: the padding costs
     nothing in any layer, and the outputs are padded again (with zeros) at the end.
+
+    ``block`` swaps the blocks for your own: a class or function called as ``block(config, layer)`` for each layer
+    (e.g. ``lambda config, layer: MyBlock(config.hidden_size, config.num_heads, config.intermediate_size)``). Such
+    a block's forward takes ``(x, mask)``: x (B, T, C) and a bool mask broadcastable to (B, H, T, T), True where a
+    query may attend to a key, or None when nothing is padded; it returns x (B, T, C), or ``(x, probs)``. Accepting
+    a ``return_probs`` keyword makes ``output_attentions`` work. The package's :class:`EncoderBlock` gets the whole
+    :class:`BatchState` (unpadded streams, rotary positions, local windows); other blocks run on the padded batch.
+    The weights of every ``nn.Linear``, ``nn.Embedding`` and norm are initialised as BERT's.
     """
 
-    def __init__(self, config: EncoderConfig) -> None:
+    def __init__(self, config: EncoderConfig, block: BlockFactory | None = None) -> None:
         super().__init__()
         self.config = config
         self.embeddings = Embeddings(config)
-        self.layers = nn.ModuleList(EncoderBlock(config, i) for i in range(config.num_layers))
+        make_block = EncoderBlock if block is None else block
+        self.layers = nn.ModuleList(make_block(config, i) for i in range(config.num_layers))
+        self.custom_blocks = any(type(b) is not EncoderBlock for b in self.layers)
         self.final_norm = make_norm(config) if config.final_norm else nn.Identity()
         self.pooler = Pooler(config) if config.pooler else None
         self.apply(lambda m: init_weights(m, config))
         if config.norm_position == "pre":  # residual branches add up over depth: scale their outputs down
             for block in self.layers:
-                for proj in (block.attn.Wo, block.mlp.Wo):
-                    nn.init.normal_(proj.weight, std=config.initializer_range / math.sqrt(2 * config.num_layers))
+                if isinstance(block, EncoderBlock):
+                    for proj in (block.attn.Wo, block.mlp.Wo):
+                        nn.init.normal_(proj.weight, std=config.initializer_range / math.sqrt(2 * config.num_layers))
 
     def forward(
         self,
@@ -143,7 +159,7 @@ class Encoder(nn.Module):
         elif position_ids is None and self.config.position_embedding == "rope":
             position_ids = torch.arange(input_ids.size(1), device=input_ids.device)  # one tensor for all layers
         x = self.embeddings(input_ids, token_type_ids, position_ids)  # (B, T, C)
-        unpad = self.config.unpad if unpad is None else unpad
+        unpad = (self.config.unpad if unpad is None else unpad) and not self.custom_blocks  # they take a padded batch
         unpadded = None
         if unpad and not output_attentions and (attention_mask is not None or document_ids is not None):
             x, unpadded = unpad_batch(x, attention_mask, document_ids, position_ids)  # (1, N, C)
@@ -156,8 +172,10 @@ class Encoder(nn.Module):
         for block in self.layers:
             if fast:
                 x, probs = inference.block_forward(block, x, state, buffers), None
-            else:
+            elif type(block) is EncoderBlock:
                 x, probs = block(x, state, return_probs=output_attentions)
+            else:
+                x, probs = _run_block(block, x, state.mask, output_attentions)
             hidden.append(x)
             attentions.append(probs)
         x = self.final_norm(x)
@@ -173,6 +191,27 @@ class Encoder(nn.Module):
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
+
+
+def _run_block(block: nn.Module, x: torch.Tensor, mask: torch.Tensor | None, output_attentions: bool):
+    """A block of another design: ``block(x, mask)`` -> x or (x, probs)."""
+    shape = x.shape
+    if output_attentions:
+        if "return_probs" not in inspect.signature(block.forward).parameters:
+            raise ValueError(
+                f"output_attentions: {type(block).__name__}.forward has no return_probs argument; add one and "
+                "return (x, probs) when it is True"
+            )
+        out = block(x, mask, return_probs=True)
+    else:
+        out = block(x, mask)
+    x, probs = out if isinstance(out, tuple) else (out, None)
+    if not isinstance(x, torch.Tensor) or x.shape != shape:
+        got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+        raise ValueError(
+            f"{type(block).__name__} returned {got}; a block maps (B, T, C) {tuple(shape)} to the same shape"
+        )
+    return x, probs
 
 
 class Pooler(nn.Module):
@@ -210,10 +249,10 @@ class MLMHead(nn.Module):
 class EncoderForPreTraining(nn.Module):
     """The encoder with its pretraining heads: masked-language modelling and (BERT) next-sentence prediction."""
 
-    def __init__(self, config: EncoderConfig) -> None:
+    def __init__(self, config: EncoderConfig, block: BlockFactory | None = None) -> None:
         super().__init__()
         self.config = config
-        self.encoder = Encoder(config)
+        self.encoder = Encoder(config, block)  # block: your own blocks (see Encoder)
         self.mlm_head = MLMHead(config)
         self.nsp_head = nn.Linear(config.hidden_size, 2) if config.nsp else None
         for m in (self.mlm_head, self.nsp_head):

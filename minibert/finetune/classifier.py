@@ -119,6 +119,7 @@ class FinetuneConfig:
 @dataclass
 class FitResult:
     history: list[dict] = field(default_factory=list)  # per epoch: train_loss, and val_loss, val_accuracy
+    step_losses: list[float] = field(default_factory=list)  # the training loss of every step, in order
     best_epoch: int = 0  # 1-based; the weights of this epoch are the model's at the end
     stopped_early: bool = False
 
@@ -191,7 +192,8 @@ def fit_classifier(
             torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm)
             opt.step()
             sched.step()
-            total, seen = total + float(loss.detach()) * len(idx), seen + len(idx)
+            result.step_losses.append(float(loss.detach()))
+            total, seen = total + result.step_losses[-1] * len(idx), seen + len(idx)
         row = {"epoch": epoch, "train_loss": total / seen}
         if val is not None:
             scores = evaluate(model, val)

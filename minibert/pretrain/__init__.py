@@ -9,6 +9,7 @@
 - ``checkpoints.py`` minibert's model format; a run's checkpoints, read, checked and resumed exactly (07)
 - ``distributed.py`` data-parallel training under torchrun (07)
 - ``pretrained.py`` using a pretrained model: load, export to transformers, fill-mask (07)
+- ``recipe.py``     chapter 07's recipe in one place; the course's model, saved for the chapters after it (07-09)
 """
 
 from .checkpoints import (
@@ -31,8 +32,10 @@ from .distributed import init_distributed
 from .instances import (
     NSP_IS_NEXT,
     NSP_RANDOM,
+    PAIR_RULES,
     Document,
     Instance,
+    balanced_instances_from_document,
     build_instances,
     cached_documents,
     instances_from_document,
@@ -64,4 +67,14 @@ from .optim import (
     wsd_factor,
 )
 from .pretrained import export_hf, fill_mask, load_pretrained
+from .recipe import (
+    COURSE_RECIPE,
+    Recipe,
+    course_model_info,
+    course_model_path,
+    recipe_data,
+    recipe_model,
+    recipe_trainer,
+    save_course_model,
+)
 from .trainer import Phase, TrainConfig, Trainer

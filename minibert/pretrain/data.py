@@ -156,6 +156,7 @@ def make_pretraining_data(
     mask_prob: float = 0.15,
     max_predictions: int | None = 20,
     nsp: bool = True,
+    pairs: str = "balanced",
     whole_word: bool = False,
     static: bool = False,
     dupe_factor: int = 1,
@@ -165,15 +166,16 @@ def make_pretraining_data(
     max_eval_batches: int | None = None,
     seed: int = 0,
 ) -> PretrainingData:
-    """The Wikipedia excerpt as BERT pretraining data: NSP pairs (or single segments), masked statically (masks
-    drawn once, ``dupe_factor`` copies) or dynamically (a new mask every time), plus held-out batches."""
+    """The Wikipedia excerpt as BERT pretraining data: NSP pairs (half of them is-next, or Google's rule with
+    ``pairs="google"``) or single segments, masked statically (masks drawn once, ``dupe_factor`` copies) or
+    dynamically (a new mask every time), plus held-out batches."""
     train_docs, held_docs = pretraining_documents(tokenizer, lang)
     if max_documents is not None:
         train_docs = train_docs[:max_documents]
     masker = Masker.from_tokenizer(tokenizer, mask_prob=mask_prob, max_predictions=max_predictions,
                                    whole_word=whole_word)  # fmt: skip
     cls_id, sep_id, pad_id = tokenizer.cls_token_id, tokenizer.sep_token_id, tokenizer.pad_token_id
-    options = dict(max_seq_length=max_seq_length, short_seq_prob=short_seq_prob, nsp=nsp)
+    options = dict(max_seq_length=max_seq_length, short_seq_prob=short_seq_prob, nsp=nsp, pairs=pairs)
     train = build_instances(train_docs, cls_id, sep_id, dupe_factor=dupe_factor, seed=seed, **options)
     if static:
         train = mask_instances(train, masker, seed=seed)

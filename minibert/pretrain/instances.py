@@ -164,6 +164,73 @@ def instances_from_document(
     return instances
 
 
+def balanced_instances_from_document(
+    documents: list[Document],
+    index: int,
+    max_seq_length: int,
+    short_seq_prob: float,
+    rng,
+    cls_id: int,
+    sep_id: int,
+) -> list[Instance]:
+    """NSP pairs from one document, half of them is-next at every sequence length.
+
+    Google's rule (:func:`instances_from_document`) gives a chunk of one sentence a random B: at 32 tokens most
+    chunks are one sentence, and about 3 pairs in 4 are random-next (a model that always answers "random" scores
+    75%). Here the label is drawn first, and the pair is built to fit it. Is-next: A is the start of the chunk and B
+    its rest; when the chunk is one sentence, B is taken from the sentences after it (they are not used up: they
+    start the next chunk). Random-next: as Google's, and the unused sentences of the chunk are put back. The last
+    sentence of a document has nothing after it: when it must be is-next it becomes a random pair instead, and
+    the next pair of the run is is-next, so the labels stay balanced.
+    """
+    document = documents[index]
+    max_num_tokens = max_seq_length - 3  # [CLS], [SEP], [SEP]
+
+    def new_target() -> int:
+        return max_num_tokens if rng.random() >= short_seq_prob else rng.randint(2, max_num_tokens)
+
+    instances: list[Instance] = []
+    owed = 0  # is-next pairs owed because the document ended where one was drawn
+    i, target = 0, new_target()
+    while i < len(document):
+        chunk, length = [], 0
+        while i < len(document) and (not chunk or length < target):
+            chunk.append(document[i])
+            length += len(document[i])
+            i += 1
+        want_next = owed > 0 or rng.random() < 0.5
+        a_end = rng.randint(1, len(chunk) - 1) if len(chunk) >= 2 else 1
+        tokens_a = [t for s in chunk[:a_end] for t in s]
+        tokens_b: list[int] = []
+        if want_next and (len(chunk) >= 2 or i < len(document)):
+            label, owed = NSP_IS_NEXT, max(0, owed - 1)
+            if len(chunk) >= 2:
+                tokens_b = [t for s in chunk[a_end:] for t in s]
+            else:  # one sentence: B is what follows it, which stays for the next chunk as well
+                for sentence in document[i:]:
+                    tokens_b.extend(sentence)
+                    if len(tokens_b) >= target - len(tokens_a):
+                        break
+        else:
+            owed += want_next  # the document ended: this pair is random, the next one is-next
+            label = NSP_RANDOM
+            for _ in range(10):  # a document other than this one
+                other = rng.randint(0, len(documents) - 1)
+                if other != index:
+                    break
+            random_doc = documents[other]
+            for sentence in random_doc[rng.randint(0, len(random_doc) - 1) :]:
+                tokens_b.extend(sentence)
+                if len(tokens_b) >= target - len(tokens_a):
+                    break
+            i -= len(chunk) - a_end  # put the unused sentences back
+        truncate_seq_pair(tokens_a, tokens_b, max_num_tokens, rng)
+        if tokens_a and tokens_b:
+            instances.append(pair_instance(tokens_a, tokens_b, cls_id, sep_id, label))
+        target = new_target()
+    return instances
+
+
 def single_segment_instances(
     document: Document, max_seq_length: int, short_seq_prob: float, rng, cls_id: int, sep_id: int
 ) -> list[Instance]:
@@ -197,15 +264,21 @@ def build_instances(
     nsp: bool = True,
     dupe_factor: int = 1,
     seed: int = 0,
+    pairs: str = "balanced",
 ) -> list[Instance]:
     """Every document turned into instances ``dupe_factor`` times (different splits each time), shuffled.
 
-    ``nsp=False`` packs sentences into single-segment sequences (RoBERTa, ModernBERT, EuroBERT).
+    ``pairs="balanced"`` (:func:`balanced_instances_from_document`) makes half the NSP pairs is-next at any length;
+    ``pairs="google"`` is Google's original rule (:func:`instances_from_document`), which at short lengths makes
+    most pairs random-next. ``nsp=False`` packs sentences into single-segment sequences (RoBERTa, ModernBERT,
+    EuroBERT).
     """
     import random
 
     if max_seq_length < 5:
         raise ValueError(f"max_seq_length={max_seq_length} leaves no room for text next to [CLS] and [SEP]")
+    if pairs not in PAIR_RULES:
+        raise ValueError(f"pairs={pairs!r}: use one of {', '.join(PAIR_RULES)}")
     if nsp and len(documents) < 2:
         raise ValueError("next-sentence prediction needs at least two documents to draw random segments from")
     rng = random.Random(seed)
@@ -213,8 +286,11 @@ def build_instances(
     for _ in range(dupe_factor):
         for i in range(len(documents)):
             if nsp:
-                instances += instances_from_document(documents, i, max_seq_length, short_seq_prob, rng, cls_id, sep_id)
+                instances += PAIR_RULES[pairs](documents, i, max_seq_length, short_seq_prob, rng, cls_id, sep_id)
             else:
                 instances += single_segment_instances(documents[i], max_seq_length, short_seq_prob, rng, cls_id, sep_id)
     rng.shuffle(instances)
     return instances
+
+
+PAIR_RULES = {"balanced": balanced_instances_from_document, "google": instances_from_document}

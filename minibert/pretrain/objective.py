@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..encoder.model import EncoderForPreTraining
+from .instances import NSP_RANDOM
 from .masking import IGNORE_INDEX
 
 
@@ -55,7 +56,8 @@ def evaluate(
     device: torch.device | str | None = None,
     precision: str = "fp32",
 ) -> dict[str, float]:
-    """Held-out MLM loss and accuracy (at masked positions) and NSP loss and accuracy."""
+    """Held-out MLM loss and accuracy (at masked positions); NSP loss and accuracy, and ``nsp_majority``: the
+    accuracy of always answering the commoner label of these pairs, the baseline NSP accuracy must beat."""
     sums = _evaluate_sums(model, batches, device, precision)
     return _eval_metrics(sums, has_nsp=getattr(model.config, "nsp", True))
 
@@ -64,7 +66,8 @@ def _evaluate_sums(model, batches, device, precision) -> torch.Tensor:
     device = torch.device(device) if device is not None else next(model.parameters()).device
     was_training = model.training
     model.eval()
-    sums = torch.zeros(6, dtype=torch.float64)  # mlm loss, mlm correct, masked, nsp loss, nsp correct, sequences
+    sums = torch.zeros(7, dtype=torch.float64)  # mlm loss, mlm correct, masked, nsp loss, nsp correct, sequences,
+    # and pairs labelled random-next
     try:
         for batch in batches:
             batch = {k: v.to(device) for k, v in batch.items()}
@@ -72,7 +75,8 @@ def _evaluate_sums(model, batches, device, precision) -> torch.Tensor:
                 mlm, nsp, s = pretraining_sums(model, batch)
             sums += torch.tensor(
                 [mlm.item(), s["mlm_correct"].item(), s["masked"].item(), nsp.item(), s["nsp_correct"].item(),
-                 batch["input_ids"].size(0)], dtype=torch.float64,
+                 batch["input_ids"].size(0), (batch["next_sentence_label"] == NSP_RANDOM).sum().item()],
+                dtype=torch.float64,
             )  # fmt: skip
     finally:
         model.train(was_training)
@@ -80,10 +84,11 @@ def _evaluate_sums(model, batches, device, precision) -> torch.Tensor:
 
 
 def _eval_metrics(sums: torch.Tensor, has_nsp: bool) -> dict[str, float]:
-    mlm_loss, mlm_correct, masked, nsp_loss, nsp_correct, seqs = sums.tolist()
+    mlm_loss, mlm_correct, masked, nsp_loss, nsp_correct, seqs, random_next = sums.tolist()
     out = {"mlm_loss": mlm_loss / max(masked, 1), "mlm_acc": mlm_correct / max(masked, 1)}
     if has_nsp:
-        out |= {"nsp_loss": nsp_loss / max(seqs, 1), "nsp_acc": nsp_correct / max(seqs, 1)}
+        majority = max(random_next, seqs - random_next) / max(seqs, 1)
+        out |= {"nsp_loss": nsp_loss / max(seqs, 1), "nsp_acc": nsp_correct / max(seqs, 1), "nsp_majority": majority}
     return out
 
 

@@ -293,12 +293,15 @@ class Trainer:
         self.evals.append(row)
         return row
 
-    def measure_step_seconds(self, steps: int = 2) -> float:
-        """Seconds per optimizer step, timed on real steps that are then undone (weights, optimizer, data, RNG)."""
+    def measure_step_seconds(self, steps: int = 2, phase: int | None = None) -> float:
+        """Seconds per optimizer step (of ``phase``: default the current one), timed on real steps that are then
+        undone (weights, optimizer, data, RNG)."""
         snapshot = copy.deepcopy(self._state(include_weights=True))
         rng = _rng_state()
         history, evals, seconds = list(self.history), list(self.evals), self.train_seconds
         try:
+            if phase is not None:
+                self.step, self._phase_index = sum(p.steps for p in self.phases[:phase]), -1
             self.train_step()  # warm-up: allocations, first-call overheads
             t = time.perf_counter()
             for _ in range(steps):
@@ -312,19 +315,30 @@ class Trainer:
             dist.all_reduce(elapsed, op=dist.ReduceOp.MAX)
         return float(elapsed.item())
 
-    def plan_minutes(self, minutes: float, steps_to_time: int = 2) -> int:
+    def plan_minutes(self, minutes: float, steps_to_time: int = 2, shares: list[float] | None = None) -> int:
         """Set the run's length so that it takes about ``minutes`` of training; returns the number of steps.
 
-        The schedule then warms up and decays over that many steps; ``max_minutes`` stays as a hard stop.
+        The schedule then warms up and decays over that many steps; ``max_minutes`` stays as a hard stop. With
+        several phases, ``shares`` says which share of the steps each phase gets (its step time is measured on its
+        own batches).
         """
-        if len(self.phases) != 1:
-            raise ValueError("plan_minutes sizes a single-phase run; give each phase its steps instead")
-        per_step = self.measure_step_seconds(steps_to_time)
-        steps = max(1, int(60 * minutes / per_step))
-        self.phases[0].steps = self.total_steps = steps
-        self.config.steps = steps
+        if shares is None:
+            if len(self.phases) != 1:
+                raise ValueError("plan_minutes sizes several phases from their shares of the steps: pass shares")
+            shares = [1.0]
+        if len(shares) != len(self.phases) or abs(sum(shares) - 1) > 1e-6 or min(shares) < 0:
+            raise ValueError(f"shares {shares} must give each of the {len(self.phases)} phases a share, adding up to 1")
+        per_step = [self.measure_step_seconds(steps_to_time, phase=i) if share > 0 else 0.0
+                    for i, share in enumerate(shares)]  # fmt: skip
+        total = max(1, int(60 * minutes / sum(share * t for share, t in zip(shares, per_step))))
+        counts = [round(total * share) for share in shares[:-1]]
+        counts.append(max(0, total - sum(counts)))
+        for p, n in zip(self.phases, counts):
+            p.steps = n
+        self.total_steps = self.config.steps = sum(counts)
+        self._phase_index = -1
         self._set_lr()
-        return steps
+        return self.total_steps
 
     # -- checkpoints
 
