@@ -5,6 +5,7 @@ sentences, then segment A / segment B pairs for next-sentence prediction, or sin
 from __future__ import annotations
 
 import hashlib
+import random
 from dataclasses import dataclass
 
 import numpy as np
@@ -273,8 +274,6 @@ def build_instances(
     most pairs random-next. ``nsp=False`` packs sentences into single-segment sequences (RoBERTa, ModernBERT,
     EuroBERT).
     """
-    import random
-
     if max_seq_length < 5:
         raise ValueError(f"max_seq_length={max_seq_length} leaves no room for text next to [CLS] and [SEP]")
     if pairs not in PAIR_RULES:

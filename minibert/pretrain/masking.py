@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import torch
@@ -120,8 +121,6 @@ class Masker:
         return cls(tokenizer.mask_token_id, specials, len(vocab), continuation=continuation, **options)
 
     def replace(self, **changes) -> Masker:
-        import dataclasses
-
         return dataclasses.replace(self, **changes)
 
     def _tables(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:

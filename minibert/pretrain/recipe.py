@@ -19,6 +19,7 @@ from ..config import PRESETS, preset
 from ..encoder.model import BlockFactory, EncoderForPreTraining
 from ..files import atomic_write
 from ..runtime import PROFILES, cache_dir
+from .checkpoints import save_model
 from .data import PretrainingData, make_pretraining_data, pretraining_documents, pretraining_tokenizer
 from .objective import init_mlm_bias, token_counts
 from .optim import linear_warmup_decay, wsd
@@ -191,8 +192,6 @@ def save_course_model(model: EncoderForPreTraining, tokenizer, info: dict, folde
     the test suite runs chapter 07 in the smoke profile and must not replace a learner's ten-minute model.
     Otherwise the whole folder is written under a temporary name and swapped in; returns the folder.
     """
-    from .checkpoints import save_model
-
     folder = Path(folder) if folder is not None else course_model_path()
     profile = info.get("profile")
     if profile not in PROFILES:

@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
 from ..encoder.model import EncoderForPreTraining
 from ..files import (
@@ -30,7 +31,7 @@ from ..files import (
     atomic_write,
 )
 from ..hf import load_into
-from ..runtime import get_device
+from ..runtime import get_device, progress_bar
 from .checkpoints import (
     _check_same_model,
     _rng_state,
@@ -132,8 +133,6 @@ class Trainer:
         self.schedule = schedule or linear_warmup_decay(config.warmup)
         self.ddp = None
         if self.world > 1:
-            from torch.nn.parallel import DistributedDataParallel
-
             unused = model.config.pooler and not model.config.nsp  # a pooler nothing trains
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.ddp = DistributedDataParallel(self.model, device_ids=ids, find_unused_parameters=unused)
@@ -247,12 +246,10 @@ class Trainer:
 
     def fit(self, steps: int | None = None) -> list[dict]:
         """Train until the last phase ends (or ``steps`` more steps, or ``max_minutes``); returns the history."""
-        from tqdm import tqdm
-
         cfg = self.config
         target = self.total_steps if steps is None else min(self.total_steps, self.step + steps)
-        bar = tqdm(total=self.total_steps, initial=self.step, desc="pretraining", unit="step", mininterval=2,
-                   disable=not (cfg.progress and self.rank == 0), dynamic_ncols=True)  # fmt: skip
+        bar = progress_bar(total=self.total_steps, initial=self.step, desc="pretraining", unit="step", mininterval=2,
+                           disable=not (cfg.progress and self.rank == 0), dynamic_ncols=True)  # fmt: skip
         tokens, seconds = 0, 0.0
         try:
             while self.step < target:
