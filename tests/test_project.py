@@ -140,3 +140,24 @@ def test_the_version_is_written_once_and_the_readme_maps_every_module():
         if module.name == "__init__.py" or rel.parts[0] in ("hf",):  # hf/ is listed as one folder
             continue
         assert rel.as_posix() in mapped, f"README's package map lacks minibert/{rel.as_posix()}"
+
+
+@pytest.mark.parametrize("nb", sorted((ROOT / "notebooks").glob("*.ipynb")), ids=lambda p: p.name)
+def test_a_chapter_opens_in_colab_and_installs_the_course_only_where_it_is_missing(nb, monkeypatch):
+    import json
+    import subprocess
+
+    repo = pyproject()["project"]["urls"]["Repository"]
+    cells = json.loads(nb.read_text(encoding="utf-8"))["cells"]
+    badge = f"https://colab.research.google.com/github/{repo.removeprefix('https://github.com/')}/blob/main/notebooks/"
+    assert f"]({badge}{nb.name})" in "".join(cells[0]["source"]), f"{nb.name}: no Colab badge under the title"
+    install = "".join(next(c for c in cells if c["cell_type"] == "code")["source"])
+    assert f'"minibert[course] @ git+{repo}"' in install, f"{nb.name}: the first code cell does not install the course"
+
+    calls = []
+    monkeypatch.setattr(subprocess, "run", lambda *a, **k: calls.append(a))
+    exec(install, {})  # minibert is importable here: nothing is installed, nothing touches the network
+    assert calls == []
+    monkeypatch.setattr("importlib.util.find_spec", lambda name, *a: None)
+    exec(install, {})
+    assert calls and calls[0][0][-1] == f"minibert[course] @ git+{repo}"
