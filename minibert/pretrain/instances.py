@@ -143,15 +143,7 @@ def instances_from_document(
             tokens_b: list[int] = []
             if len(chunk) == 1 or rng.random() < 0.5:
                 label = NSP_RANDOM
-                for _ in range(10):  # a document other than this one
-                    other = rng.randint(0, len(documents) - 1)
-                    if other != index:
-                        break
-                random_doc = documents[other]
-                for sentence in random_doc[rng.randint(0, len(random_doc) - 1) :]:
-                    tokens_b.extend(sentence)
-                    if len(tokens_b) >= target - len(tokens_a):
-                        break
+                tokens_b = random_segment(documents, index, target - len(tokens_a), rng)
                 i -= len(chunk) - a_end  # put the unused sentences back
             else:
                 label = NSP_IS_NEXT
@@ -163,6 +155,21 @@ def instances_from_document(
             target = max_num_tokens if rng.random() >= short_seq_prob else rng.randint(2, max_num_tokens)
         i += 1
     return instances
+
+
+def random_segment(documents: list[Document], index: int, room: int, rng) -> list[int]:
+    """A random-next B: from a random sentence of a random other document on, until ``room`` tokens are filled."""
+    for _ in range(10):  # a document other than this one
+        other = rng.randint(0, len(documents) - 1)
+        if other != index:
+            break
+    random_doc = documents[other]
+    tokens: list[int] = []
+    for sentence in random_doc[rng.randint(0, len(random_doc) - 1) :]:
+        tokens.extend(sentence)
+        if len(tokens) >= room:
+            break
+    return tokens
 
 
 def balanced_instances_from_document(
@@ -215,15 +222,7 @@ def balanced_instances_from_document(
         else:
             owed += want_next  # the document ended: this pair is random, the next one is-next
             label = NSP_RANDOM
-            for _ in range(10):  # a document other than this one
-                other = rng.randint(0, len(documents) - 1)
-                if other != index:
-                    break
-            random_doc = documents[other]
-            for sentence in random_doc[rng.randint(0, len(random_doc) - 1) :]:
-                tokens_b.extend(sentence)
-                if len(tokens_b) >= target - len(tokens_a):
-                    break
+            tokens_b = random_segment(documents, index, target - len(tokens_a), rng)
             i -= len(chunk) - a_end  # put the unused sentences back
         truncate_seq_pair(tokens_a, tokens_b, max_num_tokens, rng)
         if tokens_a and tokens_b:
