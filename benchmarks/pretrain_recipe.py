@@ -42,6 +42,8 @@ def ladder():
     rows.append(("+ warmup-stable-decay (the last 20% decay, 1-sqrt)", step))
     step = replace(step, vocab_size=4096)
     rows.append(("+ a vocabulary of 4,096 pieces", step))
+    step = replace(step, mask_prob=0.2)
+    rows.append(("+ 20% of the training tokens masked", step))
     if step != COURSE_RECIPE:
         rows.append(("chapter 07's recipe", COURSE_RECIPE))
     return rows

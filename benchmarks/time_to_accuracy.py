@@ -6,7 +6,8 @@ train in alternating chunks of --eval-every steps, so the machine's load hits bo
 the same held-out batches after each of its chunks (evaluation time is not training time). The two follow the same
 trajectory step for step (the losses agree to float rounding); what differs is the time a step takes.
 
-    python benchmarks/time_to_accuracy.py                    # chapter 07's model and batches, target 15%
+    python benchmarks/time_to_accuracy.py                    # bert-tiny, 128 x 32 batches, target 15%
+    python benchmarks/time_to_accuracy.py --vocab 4096       # with chapter 07's vocabulary
     python benchmarks/time_to_accuracy.py --target 0.12 --steps 1000
 
 Prints, for each, the training time to reach the target and the accuracy reached within minibert's time, then

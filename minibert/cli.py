@@ -81,7 +81,7 @@ _RUN_OPTIONS = ("preset", "corpus", "vocab", "phases", "batch_size", "seq_len", 
 # Chapter 07's recipe, minibert.pretrain.COURSE_RECIPE (tests/test_cli.py checks that the two agree); written out
 # here so that --help and the option checks answer before torch is imported
 RECIPE = {"preset": "bert-tiny", "vocab": "4096", "phases": "32:128:0.9,128:32:0.1", "lr": 2e-3, "warmup": 0.06,
-          "decay": 0.2, "dropout": 0.0, "mask_prob": 0.15, "whole_word": False, "dupe_factor": 10}  # fmt: skip
+          "decay": 0.2, "dropout": 0.0, "mask_prob": 0.2, "whole_word": False, "dupe_factor": 10}  # fmt: skip
 
 
 def _parse_phases(text: str) -> list[tuple[int, int, float]]:
