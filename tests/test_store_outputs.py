@@ -31,3 +31,25 @@ def test_readme_minutes_follow_the_stored_run_times(tmp_path, monkeypatch):
     assert store_outputs.update_readme_minutes(readme) == ["01_a.ipynb", "02_b.ipynb"]
     rows = readme.read_text().splitlines()[2:]
     assert [r.rsplit("|", 2)[1].strip() for r in rows] == ["4", "1", "7"]  # rounded, at least 1, untouched
+
+
+def test_tidy_merges_consecutive_prints_and_drops_widget_state():
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("...")
+    cell.outputs = [
+        nbformat.v4.new_output("stream", name="stdout", text="epoch 1\n"),
+        nbformat.v4.new_output("stream", name="stdout", text="epoch 2\n"),
+        nbformat.v4.new_output("stream", name="stderr", text="note\n"),
+        nbformat.v4.new_output("stream", name="stdout", text="done\n"),
+    ]
+    nb.cells.append(cell)
+    nb.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": {}}
+    store_outputs.tidy(nb)
+    assert [(o.name, o.text) for o in nb.cells[0].outputs] == [
+        ("stdout", "epoch 1\nepoch 2\n"),
+        ("stderr", "note\n"),
+        ("stdout", "done\n"),
+    ]
+    assert "widgets" not in nb.metadata and nb.metadata["kernelspec"] == store_outputs.KERNELSPEC

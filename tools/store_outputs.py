@@ -39,9 +39,27 @@ def run(path: Path, profile: str, cell_timeout: int) -> float:
     finally:
         os.environ.clear()
         os.environ.update(env_before)
-    nb.metadata["kernelspec"] = KERNELSPEC
+    tidy(nb)
     path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     return (time.perf_counter() - start) / 60
+
+
+def tidy(nb) -> None:
+    """What a reader should see: one stream output where a cell printed several times in a row (as JupyterLab shows
+    it), no saved widget state (a live widget needs a running kernel anyway), and the kernelspec ipykernel installs."""
+    for cell in nb.cells:
+        merged = []
+        for out in cell.get("outputs", []):
+            last = merged[-1] if merged else None
+            same_stream = last is not None and out["output_type"] == last["output_type"] == "stream"
+            if same_stream and out["name"] == last["name"]:
+                last["text"] += out["text"]
+            else:
+                merged.append(out)
+        if cell.cell_type == "code":
+            cell.outputs = merged
+    nb.metadata.pop("widgets", None)
+    nb.metadata["kernelspec"] = KERNELSPEC
 
 
 def stored_run_time(path: Path) -> float | None:
