@@ -150,9 +150,10 @@ def test_a_chapter_opens_in_colab_and_installs_the_course_only_where_it_is_missi
     repo = pyproject()["project"]["urls"]["Repository"]
     cells = json.loads(nb.read_text(encoding="utf-8"))["cells"]
     badge = f"https://colab.research.google.com/github/{repo.removeprefix('https://github.com/')}/blob/main/notebooks/"
-    assert f"]({badge}{nb.name})" in "".join(cells[0]["source"]), f"{nb.name}: no Colab badge under the title"
+    fix = "python tools/colab_badges.py writes them from pyproject.toml"
+    assert f"]({badge}{nb.name})" in "".join(cells[0]["source"]), f"{nb.name}: no Colab badge for {repo} ({fix})"
     install = "".join(next(c for c in cells if c["cell_type"] == "code")["source"])
-    assert f'"minibert[course] @ git+{repo}"' in install, f"{nb.name}: the first code cell does not install the course"
+    assert f'"minibert[course] @ git+{repo}"' in install, f"{nb.name}: no install cell for {repo} ({fix})"
 
     calls = []
     monkeypatch.setattr(subprocess, "run", lambda *a, **k: calls.append(a))
@@ -161,3 +162,22 @@ def test_a_chapter_opens_in_colab_and_installs_the_course_only_where_it_is_missi
     monkeypatch.setattr("importlib.util.find_spec", lambda name, *a: None)
     exec(install, {})
     assert calls and calls[0][0][-1] == f"minibert[course] @ git+{repo}"
+
+
+def test_the_badges_and_install_cells_follow_the_repository(tmp_path):
+    import importlib.util
+    import json
+    import shutil
+
+    spec = importlib.util.spec_from_file_location("colab_badges", ROOT / "tools" / "colab_badges.py")
+    colab = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(colab)
+    nb = tmp_path / "04_attention.ipynb"
+    shutil.copy(ROOT / "notebooks" / nb.name, nb)
+    assert not colab.update(nb, colab.repository())  # the chapter agrees with pyproject.toml
+    assert colab.update(nb, "https://github.com/someone/fork")
+    cells = json.loads(nb.read_text(encoding="utf-8"))["cells"]
+    assert "/github/someone/fork/blob/main/notebooks/04_attention.ipynb)" in "".join(cells[0]["source"])
+    installs = [c for c in cells if 'find_spec("minibert")' in "".join(c["source"])]
+    assert len(installs) == 1 and "git+https://github.com/someone/fork" in "".join(installs[0]["source"])
+    assert not colab.update(nb, "https://github.com/someone/fork")  # once is enough
