@@ -11,21 +11,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from viz_helpers import WORDS, word_tokenizer
 
 from minibert import viz
 from minibert.config import EncoderConfig
 from minibert.encoder import Encoder, EncoderForPreTraining
 from minibert.text import BertTokenizer
 
-WORDS = "the cat sat on mat . it was tired dog ran".split()
 TEXT, PAIR = "The cat sat on the mat.", "It was tired."
 
 
 @pytest.fixture(scope="module")
 def tokenizer(tmp_path_factory) -> BertTokenizer:
-    vocab = tmp_path_factory.mktemp("vocab") / "vocab.txt"
-    vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]) + "\n", encoding="utf-8")
-    return BertTokenizer.from_vocab_file(vocab)
+    return word_tokenizer(tmp_path_factory.mktemp("vocab"))
 
 
 def tiny_config(**kw) -> EncoderConfig:

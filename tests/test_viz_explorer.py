@@ -6,6 +6,7 @@ import re
 
 import pytest
 import torch
+from viz_helpers import WORDS, sharp, word_tokenizer
 
 from minibert import EncoderForPreTraining, preset, viz
 from minibert.config import EncoderConfig
@@ -13,24 +14,12 @@ from minibert.text import BertTokenizer
 
 pytest.importorskip("ipywidgets")
 
-WORDS = "the cat sat on mat . it was tired dog ran".split()
 V = 5 + len(WORDS)
 
 
 @pytest.fixture(scope="module")
 def tokenizer(tmp_path_factory) -> BertTokenizer:
-    vocab = tmp_path_factory.mktemp("vocab") / "vocab.txt"
-    vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]) + "\n")
-    return BertTokenizer.from_vocab_file(vocab)
-
-
-def sharp(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in model.parameters():
-            if p.dim() == 2:
-                p.copy_(torch.randn(p.shape, generator=g) * 0.3)
-    return model.eval()
+    return word_tokenizer(tmp_path_factory.mktemp("vocab"))
 
 
 @pytest.fixture(scope="module")

@@ -2,13 +2,12 @@
 
 import pytest
 import torch
+from viz_helpers import WORDS, sharp, word_tokenizer
 
 from minibert import viz
 from minibert.config import EncoderConfig
 from minibert.encoder import Encoder, EncoderForPreTraining
 from minibert.text import BertTokenizer
-
-WORDS = "the cat sat on mat . it was tired dog ran".split()
 
 # Two layers of one head over two tokens, chosen so that rollout and flow can be worked out on paper.
 A1 = torch.tensor([[1.0, 0.0], [0.5, 0.5]])  # layer 1: token 1 looks at both
@@ -22,25 +21,13 @@ FLOW = torch.tensor([[1.0, 0.25], [0.25, 0.75]])
 
 @pytest.fixture(scope="module")
 def tokenizer(tmp_path_factory) -> BertTokenizer:
-    vocab = tmp_path_factory.mktemp("vocab") / "vocab.txt"
-    vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]) + "\n")
-    return BertTokenizer.from_vocab_file(vocab)
+    return word_tokenizer(tmp_path_factory.mktemp("vocab"))
 
 
 def tiny_config(**kw) -> EncoderConfig:
     base = dict(vocab_size=5 + len(WORDS), hidden_size=24, num_layers=2, num_heads=4, intermediate_size=32,
                 max_position_embeddings=64, hidden_dropout=0.0, attention_dropout=0.0)  # fmt: skip
     return EncoderConfig(**{**base, **kw})
-
-
-def sharp(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
-    """Larger random weights than BERT's initialisation: attention that is far from uniform."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in model.parameters():
-            if p.dim() == 2:
-                p.copy_(torch.randn(p.shape, generator=g) * 0.3)
-    return model.eval()
 
 
 def test_rollout_and_flow_equal_the_hand_computation():
