@@ -23,7 +23,7 @@ DISTRIBUTIONS = {
     "sentence_transformers": "sentence-transformers",
     "packaging": "pytest",  # pytest's dependency
 }
-LOCAL = {"minibert", "parity_helpers", "conftest"}
+LOCAL = {"minibert", "conftest"} | {p.stem for p in (ROOT / "tests").glob("*.py")}  # the package and the test helpers
 FALLBACKS = {"tomli"}  # tomllib before Python 3.11; pytest brings it there
 
 
