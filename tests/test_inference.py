@@ -57,8 +57,12 @@ def test_the_path_is_taken_only_when_nothing_is_differentiated():
         assert inference.applies(model, x)
 
 
+@pytest.mark.parametrize("onednn", [True, False])
 @pytest.mark.parametrize("activation", ["gelu", "gelu_tanh", "silu"])
-def test_every_layer_writes_its_activation_into_one_buffer(activation):
+def test_the_feed_forward_gives_the_same_activations_with_and_without_onednn(activation, onednn, monkeypatch):
+    if onednn and not inference.ONEDNN:
+        pytest.skip("this torch has no oneDNN matmul")
+    monkeypatch.setattr(inference, "ONEDNN", onednn)
     torch.manual_seed(0)
     model = Encoder(preset("bert-tiny", vocab_size=101, activation=activation)).eval()
     ids, mask = batch(model.config)
@@ -69,5 +73,18 @@ def test_every_layer_writes_its_activation_into_one_buffer(activation):
         for block in model.layers:
             expected = block(x, state)[0]
             x = inference.block_forward(block, x, state, buffers)
-            assert torch.allclose(x, expected, atol=1e-6)
-    assert len(buffers) == 1  # one (B*T, I) buffer served both layers
+            assert torch.allclose(x, expected, atol=1e-5)
+    assert len(buffers) == (0 if onednn else 1)  # without oneDNN, one (B*T, I) buffer served both layers
+
+
+def test_the_rotated_queries_and_keys_are_written_head_major():
+    from minibert.encoder.attention import RotaryEmbedding, apply_rotary
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 7, 5, 8, generator=g)  # (B, T, heads, D)
+    cos, sin = RotaryEmbedding(8, 10_000.0)(torch.arange(7), torch.float32)  # (1, 1, T, D)
+    out = inference.rotate(x, cos, sin)
+    assert out.shape == (2, 5, 7, 8) and out.is_contiguous()
+    expected = apply_rotary(x.transpose(1, 2), cos, sin)  # (B, heads, T, D)
+    assert torch.allclose(out, expected, atol=1e-6)
+    assert torch.allclose(inference.rotate(x.double(), cos, sin), expected.double(), atol=1e-6)  # other dtypes
