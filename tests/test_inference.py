@@ -88,3 +88,5 @@ def test_the_rotated_queries_and_keys_are_written_head_major():
     expected = apply_rotary(x.transpose(1, 2), cos, sin)  # (B, heads, T, D)
     assert torch.allclose(out, expected, atol=1e-6)
     assert torch.allclose(inference.rotate(x.double(), cos, sin), expected.double(), atol=1e-6)  # other dtypes
+    buffer = torch.full((2, 5, 7, 8), float("nan"))
+    assert inference.rotate(x, cos, sin, out=buffer) is buffer and torch.equal(buffer, out)  # into a given tensor

@@ -13,7 +13,7 @@ What it does differently, measured on a CPU (bert-base, batch 8, one thread):
 - queries, keys and values come from three matmuls on row blocks of ``Wqkv`` instead of one (BERT): each result
   is contiguous, which SDPA's CPU kernel reads faster than the strided thirds of one fused output (one attention
   layer, 8 x 128: 35.2 ms vs 37.4 ms); rotated queries and keys (ModernBERT, EuroBERT) are written straight into
-  that layout (:func:`rotate`);
+  that layout (:func:`rotate`), beside the values, in one buffer that the whole pass reuses;
 - the feed-forward's activation runs in place; where the matmul is not oneDNN's, it writes into one (B*T, I)
   buffer that the whole pass reuses: a fresh (B*T, I) tensor per layer is a large allocation that the system maps
   and faults in page by page every time (8 x 512 tokens: 50 MB per layer; 5.75 s vs 6.08 s a forward pass).
@@ -66,13 +66,15 @@ def _hooked(model: nn.Module) -> bool:
 def block_forward(block: EncoderBlock, x: torch.Tensor, state: BatchState, buffers: dict) -> torch.Tensor:
     """:meth:`EncoderBlock.forward` in eval mode (no dropout), with the faster attention and feed-forward below."""
     if block.pre_norm:
-        x = x + attention(block.attn, block.attn_norm(x), state)
+        x = x + attention(block.attn, block.attn_norm(x), state, buffers)
         return x + feed_forward(block.mlp, block.mlp_norm(x), buffers)
-    x = block.attn_norm(x + attention(block.attn, x, state))
+    x = block.attn_norm(x + attention(block.attn, x, state, buffers))
     return block.mlp_norm(x + feed_forward(block.mlp, x, buffers))
 
 
-def attention(attn: MultiHeadAttention, x: torch.Tensor, state: BatchState) -> torch.Tensor:
+def attention(
+    attn: MultiHeadAttention, x: torch.Tensor, state: BatchState, buffers: dict | None = None
+) -> torch.Tensor:
     """:meth:`MultiHeadAttention.forward` without probabilities: project, rotate, attend, merge."""
     B, T, _ = x.shape
     if attn.rotary is None:
@@ -84,27 +86,40 @@ def attention(attn: MultiHeadAttention, x: torch.Tensor, state: BatchState) -> t
     else:
         H, KV = attn.num_heads, attn.kv_heads
         qkv = linear(x, attn.Wqkv.weight, attn.Wqkv.bias).view(B, T, H + 2 * KV, attn.head_dim)  # (B, T, H+2KV, D)
-        qk = rotate(qkv[:, :, : H + KV], *state.rotary_angles(attn.rotary, T, x.device))  # (B, H+KV, T, D)
-        q, k = qk[:, :H], qk[:, H:]
-        v = qkv[:, :, H + KV :].transpose(1, 2).contiguous()  # (B, KV, T, D)
+        heads = _buffer(buffers, (B, H + 2 * KV, T, attn.head_dim), x)  # (B, H+2KV, T, D)
+        rotate(qkv[:, :, : H + KV], *state.rotary_angles(attn.rotary, T, x.device), out=heads[:, : H + KV])
+        heads[:, H + KV :].copy_(qkv[:, :, H + KV :].transpose(1, 2))
+        q, k, v = heads.split([H, KV, KV], dim=1)
     y, _ = attend(q, k, v, state, attn.window)  # (B, H, T, D)
     return linear(attn.merge(y), attn.Wo.weight, attn.Wo.bias)
 
 
-def rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+def rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
     """:func:`apply_rotary` on (B, T, heads, D) in float32, written straight into a contiguous (B, heads, T, D)
-    tensor: the layout SDPA reads fastest, without a separate copy into it."""
+    tensor (``out``, or a new one): the layout SDPA reads fastest, without a separate copy into it."""
     cos, sin = cos.transpose(1, 2), sin.transpose(1, 2)  # (B or 1, T, 1, D)
-    if x.dtype != torch.float32:
-        return apply_rotary(x.float(), cos, sin).to(x.dtype).transpose(1, 2).contiguous()
     B, T, heads, D = x.shape
-    out = torch.empty(B, heads, T, D, dtype=x.dtype, device=x.device)
+    if out is None:
+        out = torch.empty(B, heads, T, D, dtype=x.dtype, device=x.device)
+    if x.dtype != torch.float32:
+        return out.copy_(apply_rotary(x.float(), cos, sin).transpose(1, 2))
     o1, o2 = out.transpose(1, 2).chunk(2, dim=-1)  # (B, T, heads, D/2) views of out
     x1, x2 = x.chunk(2, dim=-1)
     c, s = cos[..., : D // 2], sin[..., : D // 2]
     torch.mul(x1, c, out=o1).addcmul_(x2, s, value=-1)  # x1 cos - x2 sin
     torch.mul(x2, c, out=o2).addcmul_(x1, s)  # x2 cos + x1 sin
     return out
+
+
+def _buffer(buffers: dict | None, shape: tuple, like: torch.Tensor) -> torch.Tensor:
+    """An uninitialised tensor of this shape that the layers of one forward pass share (a fresh one without
+    ``buffers``): each layer has used its contents before the next one overwrites them."""
+    if buffers is None:
+        return torch.empty(shape, dtype=like.dtype, device=like.device)
+    key = (shape, like.dtype, like.device)
+    if key not in buffers:
+        buffers[key] = torch.empty(shape, dtype=like.dtype, device=like.device)
+    return buffers[key]
 
 
 def feed_forward(mlp: MLP, x: torch.Tensor, buffers: dict) -> torch.Tensor:
@@ -119,10 +134,7 @@ def feed_forward(mlp: MLP, x: torch.Tensor, buffers: dict) -> torch.Tensor:
     if onednn(x):
         h = linear(x2, W, b)  # (B*T, I)
     else:
-        key = (x2.size(0), W.size(0), x.dtype, x.device)
-        if key not in buffers:
-            buffers[key] = torch.empty(x2.size(0), W.size(0), dtype=x.dtype, device=x.device)
-        h = buffers[key]  # (B*T, I)
+        h = _buffer(buffers, (x2.size(0), W.size(0)), x)  # (B*T, I)
         torch.mm(x2, W.t(), out=h) if b is None else torch.addmm(b, x2, W.t(), out=h)
     if mlp.gated:
         gate, up = h.chunk(2, dim=-1)  # (B*T, I) each, views of h
