@@ -290,11 +290,11 @@ def _cmd_pretrain(args: argparse.Namespace) -> int:
         Trainer,
         init_distributed,
         init_mlm_bias,
-        linear_warmup_decay,
         make_pretraining_data,
         pretraining_documents,
+        split_steps,
         token_counts,
-        wsd,
+        warmup_then_decay,
     )
     from .runtime import seed_everything
 
@@ -349,9 +349,8 @@ def _cmd_pretrain(args: argparse.Namespace) -> int:
         progress=not args.quiet,
     )
     total = args.steps or 1000  # a placeholder when the steps are planned from --minutes
-    counts = [round(total * share) for share in shares[:-1]]
-    plan = [Phase(n, d.train) for n, d in zip(counts + [total - sum(counts)], phases)]
-    schedule = linear_warmup_decay(args.warmup) if args.decay is None else wsd(args.warmup, args.decay, shape="1-sqrt")
+    plan = [Phase(n, d.train) for n, d in zip(split_steps(total, shares), phases)]
+    schedule = warmup_then_decay(args.warmup, args.decay)
     trainer = Trainer(model, plan, config, eval_data=data.eval, schedule=schedule, device=device, tokenizer=tokenizer)
     params = sum(p.numel() for p in model.parameters())
     sequences = " then ".join(f"{len(d.train.instances)} x {n}" for d, (n, *_) in zip(phases, args.phase_list))

@@ -429,3 +429,13 @@ def test_plan_minutes_shares_the_steps_over_phases(tokenizer):
     assert trainer.phases[0].steps == round(0.75 * steps) and trainer.step == 0 and not trainer.history
     with pytest.raises(ValueError, match="shares"):
         trainer.plan_minutes(1.0)
+
+
+def test_steps_are_shared_out_over_phases_by_their_shares():
+    from minibert.pretrain import split_steps, warmup_then_decay, wsd
+
+    assert split_steps(100, [0.9, 0.1]) == [90, 10]
+    assert split_steps(7, [1.0]) == [7]
+    assert split_steps(5, [0.3, 0.3, 0.3, 0.1]) == [2, 2, 2, 0]  # the rounding never leaves a phase below 0
+    assert warmup_then_decay(0.1, 0.2)(95, 100) == wsd(0.1, 0.2, shape="1-sqrt")(95, 100)
+    assert warmup_then_decay(0.1)(50, 100) == pytest.approx(50 / 90)  # linear from the peak at step 10 to 0 at 100

@@ -72,9 +72,7 @@ def block_forward(block: EncoderBlock, x: torch.Tensor, state: BatchState, buffe
     return block.mlp_norm(x + feed_forward(block.mlp, x, buffers))
 
 
-def attention(
-    attn: MultiHeadAttention, x: torch.Tensor, state: BatchState, buffers: dict | None = None
-) -> torch.Tensor:
+def attention(attn: MultiHeadAttention, x: torch.Tensor, state: BatchState, buffers: dict) -> torch.Tensor:
     """:meth:`MultiHeadAttention.forward` without probabilities: project, rotate, attend, merge."""
     B, T, _ = x.shape
     if attn.rotary is None:
@@ -111,11 +109,9 @@ def rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, out: torch.Ten
     return out
 
 
-def _buffer(buffers: dict | None, shape: tuple, like: torch.Tensor) -> torch.Tensor:
-    """An uninitialised tensor of this shape that the layers of one forward pass share (a fresh one without
-    ``buffers``): each layer has used its contents before the next one overwrites them."""
-    if buffers is None:
-        return torch.empty(shape, dtype=like.dtype, device=like.device)
+def _buffer(buffers: dict, shape: tuple, like: torch.Tensor) -> torch.Tensor:
+    """An uninitialised tensor of this shape that the layers of one forward pass share: each layer has used its
+    contents before the next one overwrites them."""
     key = (shape, like.dtype, like.device)
     if key not in buffers:
         buffers[key] = torch.empty(shape, dtype=like.dtype, device=like.device)

@@ -63,6 +63,7 @@ from .optim import (
     lr_scheduler,
     param_groups,
     stable_adamw,
+    warmup_then_decay,
     wsd,
     wsd_factor,
 )
@@ -77,4 +78,4 @@ from .recipe import (
     recipe_trainer,
     save_course_model,
 )
-from .trainer import Phase, TrainConfig, Trainer
+from .trainer import Phase, TrainConfig, Trainer, split_steps

@@ -178,6 +178,12 @@ def linear_warmup_decay(warmup: float = 0.06) -> Callable[[int, int], float]:
     return schedule
 
 
+def warmup_then_decay(warmup: float, decay: float | None = None) -> Callable[[int, int], float]:
+    """BERT's linear decay over the whole run (``decay=None``), or warmup-stable-decay with ``decay`` the share of
+    the run spent decaying, as 1 - sqrt (chapter 07's recipe)."""
+    return linear_warmup_decay(warmup) if decay is None else wsd(warmup, decay, shape="1-sqrt")
+
+
 def lr_scheduler(
     optimizer: torch.optim.Optimizer, schedule: Callable[[int, int], float], total_steps: int
 ) -> torch.optim.lr_scheduler.LambdaLR:

@@ -22,8 +22,8 @@ from ..runtime import PROFILES, cache_dir
 from .checkpoints import save_model
 from .data import PretrainingData, make_pretraining_data, pretraining_documents, pretraining_tokenizer
 from .objective import init_mlm_bias, token_counts
-from .optim import linear_warmup_decay, wsd
-from .trainer import Phase, TrainConfig, Trainer
+from .optim import warmup_then_decay
+from .trainer import Phase, TrainConfig, Trainer, split_steps
 
 
 @dataclass(frozen=True)
@@ -58,14 +58,11 @@ class Recipe:
 
     def schedule(self):
         """The learning-rate factor as ``f(step, total_steps)``."""
-        if self.decay is None:
-            return linear_warmup_decay(self.warmup)
-        return wsd(self.warmup, self.decay, shape="1-sqrt")
+        return warmup_then_decay(self.warmup, self.decay)
 
     def phase_steps(self, total: int) -> list[int]:
         """``total`` steps shared out over the phases (the last one takes the rounding)."""
-        steps = [round(total * share) for *_, share in self.phases[:-1]]
-        return steps + [max(0, total - sum(steps))]
+        return split_steps(total, [share for *_, share in self.phases])
 
     def describe(self) -> str:
         phases = " then ".join(f"{b} x {n} tokens ({s:.0%})" for n, b, s in self.phases)

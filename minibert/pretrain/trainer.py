@@ -81,6 +81,12 @@ class Phase:
     mask_prob: float | None = None  # when set, the stream's masker switches to this ratio for the phase
 
 
+def split_steps(total: int, shares: list[float]) -> list[int]:
+    """``total`` steps shared out over phases by their shares of the run (the last phase takes the rounding)."""
+    counts = [round(total * share) for share in shares[:-1]]
+    return counts + [max(0, total - sum(counts))]
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # The trainer
 
@@ -328,8 +334,7 @@ class Trainer:
         per_step = [self.measure_step_seconds(steps_to_time, phase=i) if share > 0 else 0.0
                     for i, share in enumerate(shares)]  # fmt: skip
         total = max(1, int(60 * minutes / sum(share * t for share, t in zip(shares, per_step))))
-        counts = [round(total * share) for share in shares[:-1]]
-        counts.append(max(0, total - sum(counts)))
+        counts = split_steps(total, shares)
         for p, n in zip(self.phases, counts):
             p.steps = n
         self.total_steps = self.config.steps = sum(counts)
